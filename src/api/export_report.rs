@@ -1,0 +1,123 @@
+//! `tradewire.v1.ExportReportService`: thin handlers over the store and hub.
+
+use std::pin::Pin;
+
+use futures_util::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::from_proto::{self as from, Check};
+use super::{fingerprint, page_token, request_key, to_proto};
+use crate::hub::{Event, Hub};
+use crate::pb::subscribe_export_reports_request::Start;
+use crate::pb::subscribe_export_reports_response::Event as WireEvent;
+use crate::pb::{self, export_report_service_server::ExportReportService};
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct ExportReportApi {
+    store: Store,
+    hub: Hub,
+}
+
+impl ExportReportApi {
+    pub fn new(store: Store, hub: Hub) -> Self {
+        ExportReportApi { store, hub }
+    }
+}
+
+type SubscribeStream =
+    Pin<Box<dyn Stream<Item = Result<pb::SubscribeExportReportsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ExportReportService for ExportReportApi {
+    async fn publish_export_report(
+        &self,
+        request: Request<pb::PublishExportReportRequest>,
+    ) -> Result<Response<pb::PublishExportReportResponse>, Status> {
+        let mut req = request.into_inner();
+        let mut check = Check::default();
+        let key = request_key(&mut check, &mut req, |r| std::mem::take(&mut r.request_id));
+        let report = from::export_report(&mut check, "export_report", req.export_report.as_ref());
+        let report = check.finish(report)?;
+        let published = self.store.publish_export_report(report, key.as_ref())?;
+        Ok(Response::new(pb::PublishExportReportResponse {
+            export_report: Some(to_proto::export_report(&published)),
+        }))
+    }
+
+    async fn get_export_report(
+        &self,
+        request: Request<pb::GetExportReportRequest>,
+    ) -> Result<Response<pb::GetExportReportResponse>, Status> {
+        let id = from::id("id", &request.get_ref().id)?;
+        let report = self.store.get_export_report(id)?;
+        Ok(Response::new(pb::GetExportReportResponse {
+            export_report: Some(to_proto::export_report(&report)),
+        }))
+    }
+
+    async fn list_export_reports(
+        &self,
+        request: Request<pb::ListExportReportsRequest>,
+    ) -> Result<Response<pb::ListExportReportsResponse>, Status> {
+        let req = request.into_inner();
+        let limit = from::page_size(req.page_size)?;
+        let mut check = Check::default();
+        let filter = from::trade_filter(&mut check, "filter", req.filter.as_ref());
+        let filter = check.finish(Some(filter))?;
+        let filter_key = fingerprint(&req.filter.unwrap_or_default());
+        let after: Option<u64> = page_token::key(page_token::decode(&req.page_token, filter_key)?)?;
+        let page = self.store.list_export_reports(&filter, after, limit);
+        Ok(Response::new(pb::ListExportReportsResponse {
+            export_reports: page
+                .items
+                .iter()
+                .map(|r| to_proto::export_report(r))
+                .collect(),
+            next_page_token: page
+                .next
+                .map(|k| page_token::encode(&k.to_string(), filter_key))
+                .unwrap_or_default(),
+        }))
+    }
+
+    type SubscribeExportReportsStream = SubscribeStream;
+
+    async fn subscribe_export_reports(
+        &self,
+        request: Request<pb::SubscribeExportReportsRequest>,
+    ) -> Result<Response<SubscribeStream>, Status> {
+        let req = request.into_inner();
+        let mut check = Check::default();
+        let filter = from::trade_filter(&mut check, "filter", req.filter.as_ref());
+        let heartbeat = from::heartbeat(
+            &mut check,
+            "heartbeat_interval",
+            req.heartbeat_interval.as_ref(),
+        );
+        let filter = check.finish(Some(filter))?;
+        let after = match req.start {
+            Some(Start::AfterSequence(n)) => Some(n),
+            Some(Start::FromNow(_)) | None => None,
+        };
+        let events = self.hub.subscribe(
+            self.store.report_feed(),
+            from::start(after),
+            move |r| filter.matches(r),
+            heartbeat,
+        )?;
+        let responses = events.map(|event| {
+            let event = match event? {
+                Event::Item(r) => WireEvent::ExportReport(to_proto::export_report(&r)),
+                Event::CaughtUp(head) => WireEvent::CaughtUp(pb::CaughtUp {
+                    head_sequence: head,
+                }),
+                Event::Heartbeat(head) => WireEvent::Heartbeat(pb::Heartbeat {
+                    head_sequence: head,
+                }),
+            };
+            Ok(pb::SubscribeExportReportsResponse { event: Some(event) })
+        });
+        Ok(Response::new(Box::pin(responses)))
+    }
+}

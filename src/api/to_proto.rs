@@ -1,0 +1,198 @@
+//! Domain to wire: the one place domain values become protobuf messages.
+
+use std::time::SystemTime;
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::domain::{
+    Announcement, AnnouncementKind, Bound, BoundedMoney, Calendar, CalendarPart, Due, ExportReport,
+    Money, Period, PeriodSpec, Person, Quantity, Source, TradeRecord,
+};
+use crate::pb;
+
+pub fn date(d: NaiveDate) -> pb::Date {
+    pb::Date {
+        year: d.year(),
+        // chrono months and days are at most 12 and 31.
+        month: d.month() as i32,
+        day: d.day() as i32,
+    }
+}
+
+pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    prost_types::Timestamp::from(t)
+}
+
+fn bound(b: Bound) -> i32 {
+    match b {
+        Bound::Exact => pb::Bound::Exact,
+        Bound::AtLeast => pb::Bound::AtLeast,
+        Bound::AtMost => pb::Bound::AtMost,
+        Bound::Approximate => pb::Bound::Approximate,
+    }
+    .into()
+}
+
+fn money(m: &Money) -> pb::Money {
+    pb::Money {
+        currency_code: m.currency_code().to_owned(),
+        units: m.units,
+        nanos: m.nanos,
+    }
+}
+
+fn bounded_money(m: &BoundedMoney) -> pb::BoundedMoney {
+    pb::BoundedMoney {
+        value: Some(money(&m.money)),
+        bound: bound(m.bound),
+    }
+}
+
+fn quantity(q: &Quantity) -> pb::Quantity {
+    pb::Quantity {
+        amount: q.amount,
+        unit: q.unit.clone(),
+        bound: bound(q.bound),
+    }
+}
+
+pub fn period(p: &Period) -> pb::Period {
+    let spec = match p.spec {
+        PeriodSpec::Range(r) => pb::period::Spec::DateRange(pb::DateRange {
+            start: Some(date(r.start)),
+            end: Some(date(r.end)),
+        }),
+        PeriodSpec::Calendar {
+            calendar,
+            year,
+            part,
+        } => pb::period::Spec::CalendarPeriod(pb::CalendarPeriod {
+            calendar: match calendar {
+                Calendar::Gregorian => pb::Calendar::Gregorian,
+                Calendar::SolarHijri => pb::Calendar::SolarHijri,
+            }
+            .into(),
+            year,
+            part: match part {
+                CalendarPart::Year => None,
+                CalendarPart::Quarter(q) => Some(pb::calendar_period::Part::Quarter(q.into())),
+                CalendarPart::Month(m) => Some(pb::calendar_period::Part::Month(m.into())),
+            },
+        }),
+    };
+    pb::Period {
+        spec: Some(spec),
+        start_date: Some(date(p.start())),
+        end_date: Some(date(p.end())),
+        label: p.label.clone(),
+    }
+}
+
+fn person(p: &Person) -> pb::Person {
+    pb::Person {
+        name: p.name.clone(),
+        role: p.role.clone(),
+        organization: p.organization.clone(),
+    }
+}
+
+fn source(s: &Source) -> pb::Source {
+    pb::Source {
+        organization: s.organization.clone(),
+        outlet: s.outlet.clone(),
+        speaker: s.speaker.as_ref().map(person),
+        url: s.url.clone(),
+        quote: s.quote.clone(),
+        published_date: s.published_date.map(date),
+    }
+}
+
+pub fn trade_record(r: &TradeRecord) -> pb::TradeRecord {
+    pb::TradeRecord {
+        id: r.id.to_string(),
+        exporter: r.exporter.to_string(),
+        importer: r.importer.to_string(),
+        hs_code: r.hs_code.as_str().to_owned(),
+        commodity: r.commodity.clone(),
+        period: Some(period(&r.period)),
+        value: Some(bounded_money(&r.value)),
+        quantity: r.quantity.as_ref().map(quantity),
+        source: Some(source(&r.source)),
+        create_time: Some(timestamp(r.create_time)),
+    }
+}
+
+fn announcement_kind(k: AnnouncementKind) -> i32 {
+    match k {
+        AnnouncementKind::Meeting => pb::AnnouncementKind::Meeting,
+        AnnouncementKind::Statement => pb::AnnouncementKind::Statement,
+        AnnouncementKind::Forecast => pb::AnnouncementKind::Forecast,
+        AnnouncementKind::Exhibition => pb::AnnouncementKind::Exhibition,
+        AnnouncementKind::Agreement => pb::AnnouncementKind::Agreement,
+        AnnouncementKind::Other => pb::AnnouncementKind::Other,
+    }
+    .into()
+}
+
+pub fn announcement(a: &Announcement) -> pb::Announcement {
+    pb::Announcement {
+        id: a.id.to_string(),
+        sequence: a.sequence,
+        kind: announcement_kind(a.kind),
+        headline: a.headline.clone(),
+        body: a.body.clone(),
+        countries: a.countries.iter().map(ToString::to_string).collect(),
+        organizations: a.organizations.clone(),
+        people: a.people.iter().map(person).collect(),
+        event: a.event.as_ref().map(|e| pb::Event {
+            name: e.name.clone(),
+            location: e.location.clone(),
+            start_date: e.start_date.map(date),
+        }),
+        announced_date: a.announced_date.map(date),
+        forecast: a.forecast.as_ref().map(|f| pb::Forecast {
+            subject: f.subject.clone(),
+            country: f.country.map(|c| c.to_string()).unwrap_or_default(),
+            target: Some(quantity(&f.target)),
+            due: Some(match &f.due {
+                Due::ByEndOf(p) => pb::forecast::Due::DuePeriod(period(p)),
+                Due::ByDate(d) => pb::forecast::Due::DueDate(date(*d)),
+            }),
+            due_by: Some(date(f.due.due_by())),
+        }),
+        source: Some(source(&a.source)),
+        related_trade_record_ids: a
+            .related_trade_record_ids
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        create_time: Some(timestamp(a.create_time)),
+    }
+}
+
+pub fn export_report(r: &ExportReport) -> pb::ExportReport {
+    pb::ExportReport {
+        id: r.id.to_string(),
+        sequence: r.sequence,
+        publish_time: Some(timestamp(r.publish_time)),
+        exporter: r.exporter.to_string(),
+        importer: r.importer.to_string(),
+        hs_code: r.hs_code.as_str().to_owned(),
+        commodity: r.commodity.clone(),
+        headline: r.headline.clone(),
+        source: Some(source(&r.source)),
+        period: Some(period(&r.period)),
+        value: r.value.as_ref().map(bounded_money),
+        baseline_period: r.baseline_period.as_ref().map(period),
+        baseline_value: r.baseline_value.as_ref().map(bounded_money),
+        change_percent: r.change.map(|c| c.percent),
+        change_bound: r
+            .change
+            .map_or(pb::Bound::Unspecified.into(), |c| bound(c.bound)),
+        trade_record_id: r.trade_record_id.map(|i| i.to_string()).unwrap_or_default(),
+        baseline_trade_record_id: r
+            .baseline_trade_record_id
+            .map(|i| i.to_string())
+            .unwrap_or_default(),
+    }
+}

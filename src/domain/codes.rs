@@ -1,0 +1,106 @@
+//! Country codes (ISO 3166-1 alpha-3) and Harmonized System commodity codes.
+
+use std::fmt;
+
+/// An ISO 3166-1 alpha-3 country code, checked against the official list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CountryCode([u8; 3]);
+
+impl CountryCode {
+    pub fn parse(code: &str) -> Result<Self, String> {
+        let bytes = code.as_bytes();
+        if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
+            return Err(format!(
+                "{code:?} is not an ISO 3166-1 alpha-3 code (three upper-case letters, e.g. \"IRN\")"
+            ));
+        }
+        celes::Country::from_alpha3(code)
+            .map_err(|_| format!("{code:?} is not an assigned ISO 3166-1 alpha-3 code"))?;
+        Ok(CountryCode([bytes[0], bytes[1], bytes[2]]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII upper-case letters are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+}
+
+impl fmt::Display for CountryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Harmonized System code of 2, 4 or 6 digits ("87", "8708", "870899").
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HsCode(String);
+
+impl HsCode {
+    pub fn parse(code: &str) -> Result<Self, String> {
+        if !code.bytes().all(|b| b.is_ascii_digit()) || ![2, 4, 6].contains(&code.len()) {
+            return Err(format!("{code:?} is not an HS code: 2, 4 or 6 digits"));
+        }
+        if code.starts_with("00") || code.starts_with("98") || code.starts_with("99") {
+            return Err(format!("{code:?} is not an HS chapter (01 to 97)"));
+        }
+        Ok(HsCode(code.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A prefix of HS codes, 1 to 6 digits; "87" matches "8703" and "8708".
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HsPrefix(String);
+
+impl HsPrefix {
+    pub fn parse(prefix: &str) -> Result<Self, String> {
+        if prefix.is_empty() || prefix.len() > 6 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("{prefix:?} is not an HS prefix: 1 to 6 digits"));
+        }
+        Ok(HsPrefix(prefix.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn matches(&self, code: &HsCode) -> bool {
+        code.as_str().starts_with(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn countries_are_checked_against_iso_3166() {
+        assert_eq!(
+            CountryCode::parse("IRN").map(|c| c.to_string()),
+            Ok("IRN".into())
+        );
+        assert!(CountryCode::parse("RUS").is_ok());
+        assert!(CountryCode::parse("irn").is_err());
+        assert!(CountryCode::parse("XXX").is_err());
+        assert!(CountryCode::parse("IR").is_err());
+    }
+
+    #[test]
+    fn hs_codes_have_two_four_or_six_digits() {
+        assert!(HsCode::parse("8708").is_ok());
+        assert!(HsCode::parse("87").is_ok());
+        assert!(HsCode::parse("870899").is_ok());
+        for bad in ["", "8", "870", "87089", "8708999", "87a8", "0012"] {
+            assert!(HsCode::parse(bad).is_err(), "{bad}");
+        }
+        assert!(
+            HsPrefix::parse("8")
+                .unwrap()
+                .matches(&HsCode::parse("8708").unwrap())
+        );
+        assert!(HsPrefix::parse("").is_err());
+    }
+}

@@ -1,0 +1,35 @@
+//! Domain types of tradewire, independent of the wire format: money,
+//! periods and calendars, countries, HS codes, trade records, announcements
+//! and export reports, with the rules that make them valid.
+//!
+//! Constructors here validate their own invariants and return a plain
+//! description on failure; `api::convert` attaches the field path.
+
+pub mod announcement;
+pub mod codes;
+pub mod filter;
+pub mod money;
+pub mod period;
+pub mod record;
+pub mod report;
+
+pub use announcement::{Announcement, AnnouncementKind, Due, Event, Forecast};
+pub use codes::{CountryCode, HsCode, HsPrefix};
+pub use filter::{AnnouncementFilter, TradeFilter};
+pub use money::{Bound, BoundedMoney, Money, Quantity};
+pub use period::{Calendar, CalendarPart, DateRange, Period, PeriodSpec};
+pub use record::{Person, Source, TradeRecord};
+pub use report::{Change, ExportReport};
+
+/// Anything carried on a numbered stream.
+pub trait Sequenced {
+    fn sequence(&self) -> u64;
+}
+
+/// Anything with the trade keys that `TradeFilter` matches on.
+pub trait TradeKeyed {
+    fn exporter(&self) -> CountryCode;
+    fn importer(&self) -> CountryCode;
+    fn hs_code(&self) -> &HsCode;
+    fn period(&self) -> &Period;
+}

@@ -1,0 +1,74 @@
+//! The one error type of tradewire. Every layer returns it; `api::status`
+//! maps it to a `tonic::Status` in one place.
+
+use std::fmt;
+
+/// One invalid field of a request, named by its path in the request
+/// ("trade_record.period.calendar_period.quarter").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; each violation names its field.
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// The named resource does not exist.
+    #[error("{kind} {id:?} not found")]
+    NotFound { kind: &'static str, id: String },
+    /// The resource (or the request id) is already taken.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The system is not in a state that allows the operation.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A resume point outside the retained window of a stream.
+    #[error("{message}")]
+    OutOfRange {
+        message: String,
+        oldest_retained: u64,
+    },
+    /// A server limit is reached.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The server cannot serve now; retry, resuming after `resume_after`
+    /// where it is set.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        resume_after: Option<u64>,
+    },
+    /// A bug or an unexpected condition.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A single-field `InvalidArgument`.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }])
+    }
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    let parts: Vec<String> = violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect();
+    parts.join("; ")
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,337 @@
+//! The subscription contract: ordered, gap-free, resumable streams over a
+//! numbered feed (export reports, announcements), shared by every stream RPC.
+//!
+//! A subscription is a cursor, not a queue:
+//! 1. `Feed::register` snapshots the head sequence and subscribes to the
+//!    live broadcast under the lock that assigns sequences, so every item
+//!    after the head reaches the receiver.
+//! 2. Replay reads retained items above the resume point from the store in
+//!    chunks, up to the head, then sends `CaughtUp` once.
+//! 3. Live delivery takes items from the broadcast receiver and drops those
+//!    at or below the cursor, so the switch neither skips nor repeats.
+//! 4. A receiver that lags past the broadcast capacity catches up from the
+//!    store the same way and rejoins; it never skips. A resume point that has
+//!    fallen off retention ends the stream with `OUT_OF_RANGE`.
+//!
+//! Publishers never wait for subscribers. A stalled subscriber holds one
+//! cursor, a broadcast slot position and at most one chunk of `Arc`s.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::Stream;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::Sequenced;
+use crate::error::{Error, Result};
+use crate::store::Evicted;
+
+/// How many items replay and catch-up read from the store at a time.
+const CHUNK: usize = 256;
+/// Bounds of a per-request heartbeat interval.
+pub const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+pub const MAX_HEARTBEAT: Duration = Duration::from_secs(300);
+
+/// A numbered stream of items, as the store exposes it.
+pub trait Feed: Send + Sync + 'static {
+    type Item: Sequenced + Send + Sync + 'static;
+
+    /// The head sequence and a live receiver that gets every item after it,
+    /// taken atomically with respect to publication.
+    fn register(&self) -> (u64, broadcast::Receiver<Arc<Self::Item>>);
+    /// The latest sequence published.
+    fn head(&self) -> u64;
+    /// Up to `limit` retained items above `after`, in order.
+    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Self::Item>>, Evicted>;
+}
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    FromNow,
+    AfterSequence(u64),
+}
+
+/// What a subscription delivers.
+#[derive(Debug)]
+pub enum Event<T> {
+    Item(Arc<T>),
+    /// Replay is over; carries the sequence delivered up to.
+    CaughtUp(u64),
+    /// The stream was idle; carries the head sequence.
+    Heartbeat(u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub max_subscribers: usize,
+    pub heartbeat: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            max_subscribers: 10_000,
+            heartbeat: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Admits subscriptions, counts them, and ends them all at shutdown.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+#[derive(Debug)]
+struct HubInner {
+    subscribers: watch::Sender<usize>,
+    config: HubConfig,
+    shutdown: CancellationToken,
+}
+
+/// Holds one subscriber slot; dropping it frees the slot.
+#[derive(Debug)]
+struct Slot(Arc<HubInner>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.subscribers.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl Hub {
+    /// `shutdown` ends every open subscription with `UNAVAILABLE`.
+    pub fn new(config: HubConfig, shutdown: CancellationToken) -> Hub {
+        Hub {
+            inner: Arc::new(HubInner {
+                subscribers: watch::channel(0).0,
+                config,
+                shutdown,
+            }),
+        }
+    }
+
+    /// The number of open subscriptions, watchable for changes.
+    pub fn subscriber_count(&self) -> watch::Receiver<usize> {
+        self.inner.subscribers.subscribe()
+    }
+
+    fn admit(&self) -> Result<Slot> {
+        let max = self.inner.config.max_subscribers;
+        let admitted = self.inner.subscribers.send_if_modified(|n| {
+            if *n < max {
+                *n += 1;
+                true
+            } else {
+                false
+            }
+        });
+        if admitted {
+            Ok(Slot(Arc::clone(&self.inner)))
+        } else {
+            Err(Error::ResourceExhausted(format!(
+                "the server holds its maximum of {max} subscribers"
+            )))
+        }
+    }
+
+    /// Opens a subscription on `feed` that delivers the items `matches`
+    /// accepts. Fails at once, before any event, when the server is shutting
+    /// down, full, or the resume point is out of range.
+    pub fn subscribe<F, M>(
+        &self,
+        feed: F,
+        start: Start,
+        matches: M,
+        heartbeat: Option<Duration>,
+    ) -> Result<impl Stream<Item = Result<Event<F::Item>>> + Send + 'static>
+    where
+        F: Feed,
+        M: Fn(&F::Item) -> bool + Send + Sync + 'static,
+    {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::Unavailable {
+                message: "the server is shutting down".into(),
+                resume_after: None,
+            });
+        }
+        let slot = self.admit()?;
+        let (head, live) = feed.register();
+        let position = match start {
+            Start::FromNow => head,
+            Start::AfterSequence(after) if after > head => {
+                return Err(Error::OutOfRange {
+                    message: format!("after_sequence {after} is beyond the latest sequence {head}"),
+                    oldest_retained: feed
+                        .read_after(head, 0)
+                        .err()
+                        .map_or(0, |e| e.oldest_retained),
+                });
+            }
+            Start::AfterSequence(after) => {
+                feed.read_after(after, 0)
+                    .map_err(|e| out_of_range(after, e))?;
+                after
+            }
+        };
+        let subscription = Subscription {
+            feed,
+            matches,
+            live,
+            position,
+            mode: Mode::Replay { until: head },
+            pending: VecDeque::new(),
+            heartbeat: heartbeat.unwrap_or(self.inner.config.heartbeat),
+            idle_since: Instant::now(),
+            shutdown: self.inner.shutdown.clone(),
+            done: false,
+            _slot: slot,
+        };
+        Ok(futures_util::stream::unfold(
+            subscription,
+            |mut s| async move { s.next_event().await.map(|event| (event, s)) },
+        ))
+    }
+}
+
+fn out_of_range(after: u64, evicted: Evicted) -> Error {
+    Error::OutOfRange {
+        message: format!(
+            "sequence {after} is older than the retained window; oldest retained sequence is {}",
+            evicted.oldest_retained
+        ),
+        oldest_retained: evicted.oldest_retained,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Reading retained items up to `until`, then `CaughtUp`.
+    Replay {
+        until: u64,
+    },
+    /// Reading missed items up to `until` after a lag, then live again.
+    CatchUp {
+        until: u64,
+    },
+    Live,
+}
+
+struct Subscription<F: Feed, M> {
+    feed: F,
+    matches: M,
+    live: broadcast::Receiver<Arc<F::Item>>,
+    /// Every item up to here has been delivered or filtered out.
+    position: u64,
+    mode: Mode,
+    pending: VecDeque<Arc<F::Item>>,
+    heartbeat: Duration,
+    idle_since: Instant,
+    shutdown: CancellationToken,
+    done: bool,
+    _slot: Slot,
+}
+
+impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
+    async fn next_event(&mut self) -> Option<Result<Event<F::Item>>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if self.shutdown.is_cancelled() {
+                self.done = true;
+                return Some(Err(Error::Unavailable {
+                    message: format!(
+                        "the server is shutting down; resume after sequence {}",
+                        self.position
+                    ),
+                    resume_after: Some(self.position),
+                }));
+            }
+            if let Some(item) = self.pending.pop_front() {
+                let sequence = item.sequence();
+                if sequence <= self.position {
+                    continue;
+                }
+                self.position = sequence;
+                if (self.matches)(&item) {
+                    self.idle_since = Instant::now();
+                    return Some(Ok(Event::Item(item)));
+                }
+                continue;
+            }
+            match self.mode {
+                Mode::Replay { until } | Mode::CatchUp { until } if self.position >= until => {
+                    let replay_ended = matches!(self.mode, Mode::Replay { .. });
+                    self.mode = Mode::Live;
+                    if replay_ended {
+                        self.idle_since = Instant::now();
+                        return Some(Ok(Event::CaughtUp(self.position)));
+                    }
+                }
+                Mode::Replay { until } | Mode::CatchUp { until } => {
+                    match self.feed.read_after(self.position, CHUNK) {
+                        // Nothing retained above the cursor: the rest up to
+                        // `until` was deleted.
+                        Ok(items) if items.is_empty() => self.position = until,
+                        Ok(items) => self.pending.extend(items),
+                        Err(evicted) => {
+                            self.done = true;
+                            return Some(Err(out_of_range(self.position, evicted)));
+                        }
+                    }
+                }
+                Mode::Live => {
+                    let deadline = self.idle_since + self.heartbeat;
+                    tokio::select! {
+                        biased;
+                        _ = self.shutdown.cancelled() => {}
+                        received = self.live.recv() => match received {
+                            Ok(item) => self.pending.push_back(item),
+                            Err(broadcast::error::RecvError::Lagged(_)) => {
+                                self.mode = Mode::CatchUp { until: self.feed.head() };
+                            }
+                            Err(broadcast::error::RecvError::Closed) => self.done = true,
+                        },
+                        _ = tokio::time::sleep_until(deadline) => {
+                            if let Some(event) = self.heartbeat_if_idle() {
+                                return Some(Ok(event));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A heartbeat at the head, unless items are still waiting in the
+    /// receiver: reading the head first and then finding the receiver empty
+    /// proves every item up to the head was taken.
+    fn heartbeat_if_idle(&mut self) -> Option<Event<F::Item>> {
+        let head = self.feed.head();
+        loop {
+            match self.live.try_recv() {
+                Ok(item) => self.pending.push_back(item),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.mode = Mode::CatchUp { until: head };
+                    return None;
+                }
+                Err(broadcast::error::TryRecvError::Empty) => break,
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    self.done = true;
+                    return None;
+                }
+            }
+        }
+        if !self.pending.is_empty() {
+            return None;
+        }
+        self.position = self.position.max(head);
+        self.idle_since = Instant::now();
+        Some(Event::Heartbeat(head))
+    }
+}

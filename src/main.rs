@@ -1,0 +1,145 @@
+//! The `tradewire` binary: flags, tracing, signals. Everything else is in
+//! the library.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use tradewire::Config;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "gRPC service for bilateral trade intelligence")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the tradewire.v1 gRPC API.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TRADEWIRE_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// Load every fact of the seed article at start.
+    #[arg(long, env = "TRADEWIRE_DEMO")]
+    demo: bool,
+    /// Log format; the level comes from RUST_LOG (default "info").
+    #[arg(long, env = "TRADEWIRE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Export reports (and announcements) kept for replay.
+    #[arg(long, env = "TRADEWIRE_REPORT_RETENTION", default_value_t = 1_000_000)]
+    report_retention: usize,
+    /// Most open subscriptions at once; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TRADEWIRE_MAX_SUBSCRIBERS", default_value_t = 10_000)]
+    max_subscribers: usize,
+    /// Idle time before a stream gets a heartbeat, e.g. "15s", "500ms".
+    #[arg(long, env = "TRADEWIRE_HEARTBEAT_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// How long shutdown waits for calls and streams before dropping them.
+    #[arg(long, env = "TRADEWIRE_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+    /// Live broadcast buffer per stream type; laggards catch up from the store.
+    #[arg(long, env = "TRADEWIRE_BROADCAST_CAPACITY", default_value_t = 1024)]
+    broadcast_capacity: usize,
+}
+
+/// Parses "250ms", "15s", "2m" or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 15s or 2m"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown signal received");
+}
+
+async fn serve(args: ServeArgs) -> Result<(), tradewire::server::StartError> {
+    let mut config = Config {
+        demo: args.demo,
+        shutdown_grace: args.shutdown_grace,
+        ..Config::default()
+    };
+    config.store.report_retention = args.report_retention;
+    config.store.broadcast_capacity = args.broadcast_capacity;
+    config.hub.max_subscribers = args.max_subscribers;
+    config.hub.heartbeat = args.heartbeat_interval;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    tradewire::serve(listener, config, shutdown_signal()).await
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            init_tracing(args.log_format);
+            match serve(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "tradewire stopped");
+                    eprintln!("tradewire: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Assembles the gRPC server: the three tradewire services, health,
+//! reflection (v1 and v1alpha), a tracing span per RPC, HTTP/2 keepalive, and
+//! a shutdown that ends open streams instead of waiting on them.
+//!
+//! Shutdown, step by step:
+//! 1. the caller's shutdown future resolves (SIGINT/SIGTERM in the binary);
+//! 2. health turns NOT_SERVING for every service;
+//! 3. the hub's token is cancelled: every open subscription ends with
+//!    UNAVAILABLE naming the sequence to resume after, and tonic stops
+//!    accepting connections and drains in-flight calls;
+//! 4. whatever has not finished within `shutdown_grace` is dropped.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+
+use crate::api::announcement::AnnouncementApi;
+use crate::api::export_report::ExportReportApi;
+use crate::api::trade::TradeApi;
+use crate::hub::{Hub, HubConfig};
+use crate::pb::announcement_service_server::AnnouncementServiceServer;
+use crate::pb::export_report_service_server::ExportReportServiceServer;
+use crate::pb::trade_service_server::TradeServiceServer;
+use crate::store::{Store, StoreConfig};
+
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything `serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub hub: HubConfig,
+    /// Load the demo data set of the seed article at start.
+    pub demo: bool,
+    /// How long shutdown waits for calls and streams before dropping them.
+    pub shutdown_grace: Duration,
+    /// HTTP/2 ping interval, so half-open peers are found and reaped.
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store: StoreConfig::default(),
+            hub: HubConfig::default(),
+            demo: false,
+            shutdown_grace: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A tradewire instance: its store and subscription hub, ready to serve.
+#[derive(Debug, Clone)]
+pub struct App {
+    store: Store,
+    hub: Hub,
+    stopping: CancellationToken,
+    config: Config,
+}
+
+impl App {
+    /// Builds the store and hub, loading the demo data if configured.
+    pub async fn open(config: Config) -> Result<App, StartError> {
+        let stopping = CancellationToken::new();
+        let app = App {
+            store: Store::new(config.store.clone()),
+            hub: Hub::new(config.hub.clone(), stopping.clone()),
+            stopping,
+            config,
+        };
+        if app.config.demo {
+            let loaded = crate::demo::load(
+                &app.trade_api(),
+                &app.announcement_api(),
+                &app.export_report_api(),
+            )
+            .await?;
+            tracing::info!(?loaded, "demo data loaded");
+        }
+        Ok(app)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Open subscriptions, watchable for changes.
+    pub fn subscriber_count(&self) -> watch::Receiver<usize> {
+        self.hub.subscriber_count()
+    }
+
+    fn trade_api(&self) -> TradeApi {
+        TradeApi::new(self.store.clone())
+    }
+
+    fn announcement_api(&self) -> AnnouncementApi {
+        AnnouncementApi::new(self.store.clone(), self.hub.clone())
+    }
+
+    fn export_report_api(&self) -> ExportReportApi {
+        ExportReportApi::new(self.store.clone(), self.hub.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then shuts down as
+    /// the module doc describes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartError> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<TradeServiceServer<TradeApi>>().await;
+        health
+            .set_serving::<AnnouncementServiceServer<AnnouncementApi>>()
+            .await;
+        health
+            .set_serving::<ExportReportServiceServer<ExportReportApi>>()
+            .await;
+
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        let local_addr = listener.local_addr()?;
+        let router = Server::builder()
+            .http2_keepalive_interval(Some(self.config.keepalive_interval))
+            .http2_keepalive_timeout(Some(self.config.keepalive_timeout))
+            .tcp_nodelay(true)
+            .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(TradeServiceServer::new(self.trade_api()))
+            .add_service(AnnouncementServiceServer::new(self.announcement_api()))
+            .add_service(ExportReportServiceServer::new(self.export_report_api()));
+
+        tracing::info!(%local_addr, "serving tradewire.v1");
+        let server = router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            self.stopping.clone().cancelled_owned(),
+        );
+        tokio::pin!(server);
+
+        tokio::select! {
+            result = &mut server => return result.map_err(Into::into),
+            () = shutdown => {}
+        }
+        tracing::info!("shutting down");
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        health
+            .set_not_serving::<TradeServiceServer<TradeApi>>()
+            .await;
+        health
+            .set_not_serving::<AnnouncementServiceServer<AnnouncementApi>>()
+            .await;
+        health
+            .set_not_serving::<ExportReportServiceServer<ExportReportApi>>()
+            .await;
+        self.stopping.cancel();
+        match tokio::time::timeout(self.config.shutdown_grace, server).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(_) => {
+                tracing::warn!(grace = ?self.config.shutdown_grace, "grace period over; dropping what remains");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A reflection builder that knows every served service, both reflection
+/// versions included, so either version lists all of them.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+}
+
+/// Opens an `App` from `config` and serves it on `listener` until
+/// `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    App::open(config).await?.serve(listener, shutdown).await
+}
