@@ -53,6 +53,14 @@ pub struct RequestKey {
     pub fingerprint: u64,
 }
 
+/// How many items of each kind the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub trade_records: usize,
+    pub announcements: usize,
+    pub export_reports: usize,
+}
+
 /// One page of a list, and whether more items match after it.
 #[derive(Debug)]
 pub struct Page<T, K> {
@@ -451,9 +459,14 @@ impl Store {
         AnnouncementFeed(self.clone())
     }
 
-    /// How many trade records are stored.
-    pub fn trade_record_count(&self) -> usize {
-        self.read().records.len()
+    /// How many items of each kind are stored.
+    pub fn counts(&self) -> Counts {
+        let state = self.read();
+        Counts {
+            trade_records: state.records.len(),
+            announcements: state.announcements.len(),
+            export_reports: state.reports.len(),
+        }
     }
 }
 

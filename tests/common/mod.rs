@@ -1,0 +1,215 @@
+//! Test harness: starts a real tradewire server on 127.0.0.1:0 and hands
+//! out tonic clients connected to it over TCP.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use tradewire::pb;
+use tradewire::pb::announcement_service_client::AnnouncementServiceClient;
+use tradewire::pb::export_report_service_client::ExportReportServiceClient;
+use tradewire::pb::trade_service_client::TradeServiceClient;
+use tradewire::{App, Config};
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub app: App,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), tradewire::server::StartError>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::with_config(Config::default()).await
+    }
+
+    pub async fn with_config(config: Config) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let app = App::open(config).await.expect("open app");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.clone().serve(listener, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            app,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to test server")
+    }
+
+    pub async fn trade(&self) -> TradeServiceClient<Channel> {
+        TradeServiceClient::new(self.channel().await)
+    }
+
+    pub async fn reports(&self) -> ExportReportServiceClient<Channel> {
+        ExportReportServiceClient::new(self.channel().await)
+    }
+
+    pub async fn announcements(&self) -> AnnouncementServiceClient<Channel> {
+        AnnouncementServiceClient::new(self.channel().await)
+    }
+
+    pub fn subscribers(&self) -> watch::Receiver<usize> {
+        self.app.subscriber_count()
+    }
+
+    /// Signals shutdown and waits for the server task to finish.
+    pub async fn shutdown(mut self) -> Result<(), tradewire::server::StartError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("server task panicked"),
+            None => Ok(()),
+        }
+    }
+
+    /// Signals shutdown without waiting.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<Result<(), tradewire::server::StartError>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().expect("server task")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Waits on a watch until `ready` holds, failing after `limit`.
+pub async fn wait_for<T>(
+    rx: &mut watch::Receiver<T>,
+    limit: Duration,
+    ready: impl FnMut(&T) -> bool,
+) {
+    tokio::time::timeout(limit, rx.wait_for(ready))
+        .await
+        .expect("condition not reached in time")
+        .expect("watch closed");
+}
+
+/// The field paths named in an INVALID_ARGUMENT's BadRequest details.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .expect("BadRequest details")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
+pub fn usd(units: i64, bound: pb::Bound) -> pb::BoundedMoney {
+    pb::BoundedMoney {
+        value: Some(pb::Money {
+            currency_code: "USD".into(),
+            units,
+            nanos: 0,
+        }),
+        bound: bound.into(),
+    }
+}
+
+pub fn year(calendar: pb::Calendar, year: i32) -> pb::Period {
+    pb::Period {
+        spec: Some(pb::period::Spec::CalendarPeriod(pb::CalendarPeriod {
+            calendar: calendar.into(),
+            year,
+            part: None,
+        })),
+        ..Default::default()
+    }
+}
+
+pub fn quarter(calendar: pb::Calendar, year: i32, quarter: i32) -> pb::Period {
+    pb::Period {
+        spec: Some(pb::period::Spec::CalendarPeriod(pb::CalendarPeriod {
+            calendar: calendar.into(),
+            year,
+            part: Some(pb::calendar_period::Part::Quarter(quarter)),
+        })),
+        ..Default::default()
+    }
+}
+
+pub fn date(year: i32, month: i32, day: i32) -> pb::Date {
+    pb::Date { year, month, day }
+}
+
+pub fn source(organization: &str) -> pb::Source {
+    pb::Source {
+        organization: organization.into(),
+        outlet: "IRNA".into(),
+        ..Default::default()
+    }
+}
+
+pub fn record(
+    exporter: &str,
+    importer: &str,
+    hs_code: &str,
+    year_: i32,
+    units: i64,
+) -> pb::TradeRecord {
+    pb::TradeRecord {
+        exporter: exporter.into(),
+        importer: importer.into(),
+        hs_code: hs_code.into(),
+        commodity: "test goods".into(),
+        period: Some(year(pb::Calendar::Gregorian, year_)),
+        value: Some(usd(units, pb::Bound::Exact)),
+        source: Some(source("Test Statistics Office")),
+        ..Default::default()
+    }
+}
+
+pub fn report(exporter: &str, importer: &str, hs_code: &str, headline: &str) -> pb::ExportReport {
+    pb::ExportReport {
+        exporter: exporter.into(),
+        importer: importer.into(),
+        hs_code: hs_code.into(),
+        headline: headline.into(),
+        source: Some(source("Test Statistics Office")),
+        period: Some(quarter(pb::Calendar::Gregorian, 2024, 2)),
+        ..Default::default()
+    }
+}
+
+pub fn create(record: pb::TradeRecord) -> pb::CreateTradeRecordRequest {
+    pb::CreateTradeRecordRequest {
+        trade_record: Some(record),
+        request_id: String::new(),
+    }
+}
+
+pub fn publish(report: pb::ExportReport) -> pb::PublishExportReportRequest {
+    pb::PublishExportReportRequest {
+        export_report: Some(report),
+        request_id: String::new(),
+    }
+}

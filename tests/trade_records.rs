@@ -1,0 +1,667 @@
+//! TradeService over a real server: happy paths, every validation rule,
+//! pagination under concurrent writes, and request-id idempotency.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use tonic::Code;
+use tradewire::pb;
+
+#[tokio::test]
+async fn create_get_list_delete_round_trip() {
+    let server = TestServer::start().await;
+    let mut client = server.trade().await;
+
+    let mut input = record("IRN", "RUS", "8708", 2022, 13_000_000);
+    input.quantity = Some(pb::Quantity {
+        amount: 1200.5,
+        unit: "tonnes".into(),
+        bound: pb::Bound::Approximate.into(),
+    });
+    let created = client
+        .create_trade_record(create(input.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let stored = created.trade_record.unwrap();
+    assert_eq!(stored.id.len(), 26, "a ULID");
+    assert!(stored.create_time.is_some());
+    assert_eq!(stored.exporter, "IRN");
+    assert_eq!(stored.quantity, input.quantity);
+    let period = stored.period.clone().unwrap();
+    assert_eq!(period.label, "2022");
+    assert_eq!(period.start_date, Some(date(2022, 1, 1)));
+    assert_eq!(period.end_date, Some(date(2022, 12, 31)));
+    assert_eq!(
+        stored.value.as_ref().unwrap().bound,
+        pb::Bound::Exact as i32
+    );
+
+    let got = client
+        .get_trade_record(pb::GetTradeRecordRequest {
+            id: stored.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .trade_record
+        .unwrap();
+    assert_eq!(got, stored);
+
+    let listed = client
+        .list_trade_records(pb::ListTradeRecordsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.trade_records, vec![stored.clone()]);
+    assert!(listed.next_page_token.is_empty());
+
+    client
+        .delete_trade_record(pb::DeleteTradeRecordRequest {
+            id: stored.id.clone(),
+        })
+        .await
+        .unwrap();
+    let gone = client
+        .get_trade_record(pb::GetTradeRecordRequest {
+            id: stored.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    let again = client
+        .delete_trade_record(pb::DeleteTradeRecordRequest { id: stored.id })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn list_filters_use_exporter_importer_hs_prefix_and_period() {
+    let server = TestServer::start().await;
+    let mut client = server.trade().await;
+    let inputs = [
+        record("IRN", "RUS", "8708", 2022, 1),
+        record("IRN", "RUS", "8703", 2023, 2),
+        record("RUS", "IRN", "8708", 2023, 3),
+        record("IRN", "TUR", "2709", 2023, 4),
+        record("CHN", "RUS", "870899", 2024, 5),
+    ];
+    for input in inputs {
+        client.create_trade_record(create(input)).await.unwrap();
+    }
+    let list = |filter: pb::TradeFilter| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_trade_records(pb::ListTradeRecordsRequest {
+                    filter: Some(filter),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .trade_records
+                .iter()
+                .map(|r| r.value.as_ref().unwrap().value.as_ref().unwrap().units)
+                .collect::<Vec<_>>()
+        }
+    };
+    let pair = pb::TradeFilter {
+        exporter: "IRN".into(),
+        importer: "RUS".into(),
+        ..Default::default()
+    };
+    assert_eq!(list(pair).await, vec![1, 2]);
+    let exporter = pb::TradeFilter {
+        exporter: "IRN".into(),
+        ..Default::default()
+    };
+    assert_eq!(list(exporter).await, vec![1, 2, 4]);
+    let importer = pb::TradeFilter {
+        importer: "RUS".into(),
+        ..Default::default()
+    };
+    assert_eq!(list(importer).await, vec![1, 2, 5]);
+    let parts = pb::TradeFilter {
+        hs_prefix: "8708".into(),
+        ..Default::default()
+    };
+    assert_eq!(list(parts).await, vec![1, 3, 5]);
+    let vehicles = pb::TradeFilter {
+        hs_prefix: "87".into(),
+        ..Default::default()
+    };
+    assert_eq!(list(vehicles).await, vec![1, 2, 3, 5]);
+    let mid_2023 = pb::TradeFilter {
+        period_overlaps: Some(pb::DateRange {
+            start: Some(date(2023, 6, 1)),
+            end: Some(date(2023, 6, 30)),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(list(mid_2023).await, vec![2, 3, 4]);
+    let combined = pb::TradeFilter {
+        exporter: "IRN".into(),
+        hs_prefix: "87".into(),
+        period_overlaps: Some(pb::DateRange {
+            start: Some(date(2022, 12, 31)),
+            end: Some(date(2023, 1, 1)),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(list(combined).await, vec![1, 2]);
+    let nobody = pb::TradeFilter {
+        exporter: "FRA".into(),
+        ..Default::default()
+    };
+    assert_eq!(list(nobody).await, Vec::<i64>::new());
+}
+
+/// Each case breaks one rule of a valid record and names the field that
+/// must be reported.
+#[tokio::test]
+async fn every_validation_rule_names_its_field_and_stores_nothing() {
+    let server = TestServer::start().await;
+    let mut client = server.trade().await;
+    let range = |start: pb::Date, end: pb::Date| {
+        Some(pb::Period {
+            spec: Some(pb::period::Spec::DateRange(pb::DateRange {
+                start: Some(start),
+                end: Some(end),
+            })),
+            ..Default::default()
+        })
+    };
+    let calendar = |calendar: i32, year: i32, part: Option<pb::calendar_period::Part>| {
+        Some(pb::Period {
+            spec: Some(pb::period::Spec::CalendarPeriod(pb::CalendarPeriod {
+                calendar,
+                year,
+                part,
+            })),
+            ..Default::default()
+        })
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut pb::TradeRecord)>)> = vec![
+        ("trade_record.exporter", Box::new(|r| r.exporter.clear())),
+        (
+            "trade_record.exporter",
+            Box::new(|r| r.exporter = "irn".into()),
+        ),
+        (
+            "trade_record.exporter",
+            Box::new(|r| r.exporter = "XXX".into()),
+        ),
+        (
+            "trade_record.importer",
+            Box::new(|r| r.importer = "IR".into()),
+        ),
+        (
+            "trade_record.importer",
+            Box::new(|r| r.importer = "IRN".into()),
+        ),
+        ("trade_record.hs_code", Box::new(|r| r.hs_code.clear())),
+        (
+            "trade_record.hs_code",
+            Box::new(|r| r.hs_code = "870".into()),
+        ),
+        (
+            "trade_record.hs_code",
+            Box::new(|r| r.hs_code = "87a8".into()),
+        ),
+        (
+            "trade_record.hs_code",
+            Box::new(|r| r.hs_code = "8708999".into()),
+        ),
+        (
+            "trade_record.commodity",
+            Box::new(|r| r.commodity = "x".repeat(201)),
+        ),
+        ("trade_record.period", Box::new(|r| r.period = None)),
+        (
+            "trade_record.period.spec",
+            Box::new(|r| r.period = Some(pb::Period::default())),
+        ),
+        (
+            "trade_record.period.calendar_period.quarter",
+            Box::new(move |r| {
+                r.period = calendar(1, 2024, Some(pb::calendar_period::Part::Quarter(5)))
+            }),
+        ),
+        (
+            "trade_record.period.calendar_period.quarter",
+            Box::new(move |r| {
+                r.period = calendar(1, 2024, Some(pb::calendar_period::Part::Quarter(0)))
+            }),
+        ),
+        (
+            "trade_record.period.calendar_period.month",
+            Box::new(move |r| {
+                r.period = calendar(2, 1403, Some(pb::calendar_period::Part::Month(13)))
+            }),
+        ),
+        (
+            "trade_record.period.calendar_period.year",
+            Box::new(move |r| r.period = calendar(1, 0, None)),
+        ),
+        (
+            "trade_record.period.calendar_period.year",
+            Box::new(move |r| r.period = calendar(1, 10_000, None)),
+        ),
+        (
+            "trade_record.period.calendar_period.calendar",
+            Box::new(move |r| r.period = calendar(9, 2024, None)),
+        ),
+        (
+            "trade_record.period.date_range.end",
+            Box::new(move |r| r.period = range(date(2024, 6, 20), date(2024, 3, 21))),
+        ),
+        (
+            "trade_record.period.date_range.start",
+            Box::new(move |r| r.period = range(date(2023, 2, 29), date(2023, 3, 1))),
+        ),
+        (
+            "trade_record.period.date_range.end",
+            Box::new(move |r| r.period = range(date(2023, 1, 1), date(2023, 13, 1))),
+        ),
+        ("trade_record.value", Box::new(|r| r.value = None)),
+        (
+            "trade_record.value.value",
+            Box::new(|r| r.value.as_mut().unwrap().value = None),
+        ),
+        (
+            "trade_record.value.value.currency_code",
+            Box::new(|r| {
+                r.value
+                    .as_mut()
+                    .unwrap()
+                    .value
+                    .as_mut()
+                    .unwrap()
+                    .currency_code = "usd".into()
+            }),
+        ),
+        (
+            "trade_record.value.value.currency_code",
+            Box::new(|r| {
+                r.value
+                    .as_mut()
+                    .unwrap()
+                    .value
+                    .as_mut()
+                    .unwrap()
+                    .currency_code = "XYZ".into()
+            }),
+        ),
+        (
+            "trade_record.value.value.nanos",
+            Box::new(|r| r.value.as_mut().unwrap().value.as_mut().unwrap().nanos = 1_000_000_000),
+        ),
+        (
+            "trade_record.value.value.nanos",
+            Box::new(|r| r.value.as_mut().unwrap().value.as_mut().unwrap().nanos = -5),
+        ),
+        (
+            "trade_record.value.value.units",
+            Box::new(|r| r.value.as_mut().unwrap().value.as_mut().unwrap().units = -1),
+        ),
+        (
+            "trade_record.value.bound",
+            Box::new(|r| r.value.as_mut().unwrap().bound = 99),
+        ),
+        (
+            "trade_record.quantity.amount",
+            Box::new(|r| {
+                r.quantity = Some(pb::Quantity {
+                    amount: f64::NAN,
+                    unit: "t".into(),
+                    bound: 0,
+                })
+            }),
+        ),
+        (
+            "trade_record.quantity.unit",
+            Box::new(|r| {
+                r.quantity = Some(pb::Quantity {
+                    amount: 1.0,
+                    unit: String::new(),
+                    bound: 0,
+                })
+            }),
+        ),
+        ("trade_record.source", Box::new(|r| r.source = None)),
+        (
+            "trade_record.source.organization",
+            Box::new(|r| r.source = Some(pb::Source::default())),
+        ),
+        (
+            "trade_record.source.url",
+            Box::new(|r| r.source.as_mut().unwrap().url = "ftp://x".into()),
+        ),
+        (
+            "trade_record.source.quote",
+            Box::new(|r| r.source.as_mut().unwrap().quote = "q".repeat(5001)),
+        ),
+        (
+            "trade_record.source.published_date",
+            Box::new(|r| r.source.as_mut().unwrap().published_date = Some(date(2024, 2, 30))),
+        ),
+        (
+            "trade_record.source.speaker.name",
+            Box::new(|r| r.source.as_mut().unwrap().speaker = Some(pb::Person::default())),
+        ),
+    ];
+    for (field, mutate) in &cases {
+        let mut input = record("IRN", "RUS", "8708", 2022, 13_000_000);
+        mutate(&mut input);
+        let status = client.create_trade_record(create(input)).await.unwrap_err();
+        let fields = violated_fields(&status);
+        assert!(
+            fields.contains(&field.to_string()),
+            "expected {field} in {fields:?}"
+        );
+    }
+
+    let missing = client
+        .create_trade_record(pb::CreateTradeRecordRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&missing), vec!["trade_record"]);
+    let long_id = client
+        .create_trade_record(pb::CreateTradeRecordRequest {
+            trade_record: Some(record("IRN", "RUS", "8708", 2022, 1)),
+            request_id: "r".repeat(129),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&long_id), vec!["request_id"]);
+
+    assert_eq!(
+        server.app.store().counts().trade_records,
+        0,
+        "no failed request stored anything"
+    );
+}
+
+#[tokio::test]
+async fn bad_ids_page_sizes_tokens_and_filters_are_invalid_arguments() {
+    let server = TestServer::start().await;
+    let mut client = server.trade().await;
+    let status = client
+        .get_trade_record(pb::GetTradeRecordRequest { id: "nope".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["id"]);
+    let status = client
+        .get_trade_record(pb::GetTradeRecordRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["id"]);
+    let status = client
+        .get_trade_record(pb::GetTradeRecordRequest {
+            id: ulid::Ulid::new().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    let list = |request: pb::ListTradeRecordsRequest| {
+        let mut client = client.clone();
+        async move { client.list_trade_records(request).await.unwrap_err() }
+    };
+    let status = list(pb::ListTradeRecordsRequest {
+        page_size: -1,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(violated_fields(&status), vec!["page_size"]);
+    let status = list(pb::ListTradeRecordsRequest {
+        page_token: "garbage!".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(violated_fields(&status), vec!["page_token"]);
+    let bad_filter = pb::TradeFilter {
+        exporter: "ZZZ".into(),
+        importer: "rus".into(),
+        hs_prefix: "87x".into(),
+        period_overlaps: Some(pb::DateRange {
+            start: Some(date(2024, 1, 2)),
+            end: Some(date(2024, 1, 1)),
+        }),
+    };
+    let status = list(pb::ListTradeRecordsRequest {
+        filter: Some(bad_filter),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        violated_fields(&status),
+        vec![
+            "filter.exporter",
+            "filter.importer",
+            "filter.hs_prefix",
+            "filter.period_overlaps.end"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn page_size_defaults_to_50_and_is_capped_at_1000() {
+    let server = TestServer::start().await;
+    let mut client = server.trade().await;
+    let batch = pb::BatchCreateTradeRecordsRequest {
+        requests: (0..1000)
+            .map(|i| create(record("IRN", "RUS", "8708", 1000 + i, 1)))
+            .collect(),
+        request_id: String::new(),
+    };
+    client
+        .batch_create_trade_records(batch.clone())
+        .await
+        .unwrap();
+    client.batch_create_trade_records(batch).await.unwrap();
+    let page = |page_size| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_trade_records(pb::ListTradeRecordsRequest {
+                    page_size,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .trade_records
+                .len()
+        }
+    };
+    assert_eq!(page(0).await, 50);
+    assert_eq!(page(7).await, 7);
+    assert_eq!(page(5000).await, 1000);
+}
+
+#[tokio::test]
+async fn pages_lose_and_repeat_nothing_while_another_task_inserts() {
+    let server = TestServer::start().await;
+    let mut client = server.trade().await;
+    let mut before = Vec::new();
+    for chunk in 0..5 {
+        let batch = pb::BatchCreateTradeRecordsRequest {
+            requests: (0..50)
+                .map(|i| create(record("IRN", "RUS", "8708", 1900 + chunk * 50 + i, 1)))
+                .collect(),
+            request_id: String::new(),
+        };
+        let created = client
+            .batch_create_trade_records(batch)
+            .await
+            .unwrap()
+            .into_inner();
+        before.extend(created.trade_records.into_iter().map(|r| r.id));
+    }
+
+    let mut writer = client.clone();
+    let inserting = tokio::spawn(async move {
+        let mut added = Vec::new();
+        for i in 0..200 {
+            let r = writer
+                .create_trade_record(create(record("IRN", "RUS", "8708", 2300 + i, 2)))
+                .await
+                .unwrap();
+            added.push(r.into_inner().trade_record.unwrap().id);
+            tokio::task::yield_now().await;
+        }
+        added
+    });
+
+    let filter = pb::TradeFilter {
+        exporter: "IRN".into(),
+        hs_prefix: "87".into(),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    for _ in 0..1000 {
+        let page = client
+            .list_trade_records(pb::ListTradeRecordsRequest {
+                page_size: 17,
+                page_token: token.clone(),
+                filter: Some(filter.clone()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.trade_records.into_iter().map(|r| r.id));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    let added = inserting.await.unwrap();
+
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no record repeated across pages");
+    assert!(
+        before.iter().all(|id| unique.contains(id)),
+        "every record that existed throughout was listed"
+    );
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, seen, "pages come in id (creation) order");
+    assert!(
+        seen.iter()
+            .all(|id| before.contains(id) || added.contains(id))
+    );
+
+    // A token is tied to its filter.
+    let first = client
+        .list_trade_records(pb::ListTradeRecordsRequest {
+            page_size: 1,
+            filter: Some(filter),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = client
+        .list_trade_records(pb::ListTradeRecordsRequest {
+            page_size: 1,
+            page_token: first.next_page_token,
+            filter: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["page_token"]);
+}
+
+#[tokio::test]
+async fn batch_is_all_or_nothing() {
+    let server = TestServer::start().await;
+    let mut client = server.trade().await;
+    let mut bad = record("IRN", "RUS", "870", 2022, 1);
+    bad.exporter = "IRN".into();
+    let batch = pb::BatchCreateTradeRecordsRequest {
+        requests: vec![create(record("IRN", "RUS", "8708", 2022, 1)), create(bad)],
+        request_id: String::new(),
+    };
+    let status = client.batch_create_trade_records(batch).await.unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        vec!["requests[1].trade_record.hs_code"]
+    );
+    assert_eq!(server.app.store().counts().trade_records, 0);
+
+    let empty = client
+        .batch_create_trade_records(pb::BatchCreateTradeRecordsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&empty), vec!["requests"]);
+    let too_many = pb::BatchCreateTradeRecordsRequest {
+        requests: (0..1001)
+            .map(|_| create(record("IRN", "RUS", "8708", 2022, 1)))
+            .collect(),
+        request_id: String::new(),
+    };
+    let status = client
+        .batch_create_trade_records(too_many)
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["requests"]);
+
+    let good = pb::BatchCreateTradeRecordsRequest {
+        requests: vec![
+            create(record("IRN", "RUS", "8708", 2022, 1)),
+            create(record("IRN", "RUS", "8708", 2023, 2)),
+        ],
+        request_id: "batch-1".into(),
+    };
+    let first = client
+        .batch_create_trade_records(good.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.trade_records.len(), 2);
+    assert!(
+        first.trade_records[0].id < first.trade_records[1].id,
+        "request order is id order"
+    );
+    let retry = client
+        .batch_create_trade_records(good)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retry, first);
+    assert_eq!(server.app.store().counts().trade_records, 2);
+}
+
+#[tokio::test]
+async fn request_id_makes_create_idempotent() {
+    let server = TestServer::start().await;
+    let mut client = server.trade().await;
+    let request = pb::CreateTradeRecordRequest {
+        trade_record: Some(record("IRN", "RUS", "8708", 2022, 13_000_000)),
+        request_id: "create-2022".into(),
+    };
+    let first = client
+        .create_trade_record(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let second = client
+        .create_trade_record(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, second, "a retry returns the first result");
+    assert_eq!(server.app.store().counts().trade_records, 1);
+
+    let mut different = request;
+    different.trade_record = Some(record("IRN", "RUS", "8708", 2023, 66_000_000));
+    let status = client.create_trade_record(different).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(server.app.store().counts().trade_records, 1);
+}
