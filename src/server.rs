@@ -78,15 +78,21 @@ impl App {
             config,
         };
         if app.config.demo {
-            let loaded = crate::demo::load(
-                &app.trade_api(),
-                &app.announcement_api(),
-                &app.export_report_api(),
-            )
-            .await?;
+            let loaded = app.load_demo().await?;
             tracing::info!(?loaded, "demo data loaded");
         }
         Ok(app)
+    }
+
+    /// Loads the demo data set through the RPC handlers. Idempotent: every
+    /// demo request carries a request_id.
+    pub async fn load_demo(&self) -> Result<crate::demo::Loaded, StartError> {
+        crate::demo::load(
+            &self.trade_api(),
+            &self.announcement_api(),
+            &self.export_report_api(),
+        )
+        .await
     }
 
     pub fn store(&self) -> &Store {
