@@ -198,7 +198,7 @@ async fn list_filters_by_kind_country_organization_person_text_and_date() {
 async fn invalid_announcements_name_their_fields() {
     let server = TestServer::start().await;
     let mut client = server.announcements().await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::Announcement)>)> = vec![
+    let cases: Vec<Case<pb::Announcement>> = vec![
         ("announcement.kind", Box::new(|a| a.kind = 0)),
         ("announcement.kind", Box::new(|a| a.kind = 42)),
         (

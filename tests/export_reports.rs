@@ -163,7 +163,7 @@ async fn a_reported_change_keeps_its_solar_hijri_periods() {
 async fn invalid_reports_name_their_fields() {
     let server = TestServer::start().await;
     let mut reports = server.reports().await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::ExportReport)>)> = vec![
+    let cases: Vec<Case<pb::ExportReport>> = vec![
         ("export_report.headline", Box::new(|r| r.headline.clear())),
         (
             "export_report.headline",

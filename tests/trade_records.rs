@@ -185,7 +185,7 @@ async fn every_validation_rule_names_its_field_and_stores_nothing() {
             ..Default::default()
         })
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::TradeRecord)>)> = vec![
+    let cases: Vec<Case<pb::TradeRecord>> = vec![
         ("trade_record.exporter", Box::new(|r| r.exporter.clear())),
         (
             "trade_record.exporter",

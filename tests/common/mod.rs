@@ -213,3 +213,7 @@ pub fn publish(report: pb::ExportReport) -> pb::PublishExportReportRequest {
         request_id: String::new(),
     }
 }
+
+/// A validation case: the field that must be named, and how to break a
+/// valid message so that it is.
+pub type Case<T> = (&'static str, Box<dyn Fn(&mut T)>);
