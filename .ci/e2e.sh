@@ -59,8 +59,8 @@ grep -q '"label": "1403-Q1 SH"' <<<"$reports" || fail "ListExportReports lacks 1
 ok "ListExportReports with a filter shows at least +407.69% and 1403-Q1 SH"
 
 bad=$(rpc -d '{"trade_record":{"exporter":"IRX"}}' "$ADDR" tradewire.v1.TradeService/CreateTradeRecord 2>&1 || true)
-grep -q "InvalidArgument" <<<"$bad" && grep -q "trade_record.exporter" <<<"$bad" || fail "validation: $bad"
-ok "a bad request is INVALID_ARGUMENT naming the field"
+grep -q "InvalidArgument" <<<"$bad" && grep -q '"field":"trade_record.exporter"' <<<"$bad" || fail "validation: $bad"
+ok "a bad request is INVALID_ARGUMENT with BadRequest details naming the field"
 
 rpc -d '{"after_sequence":2}' "$ADDR" tradewire.v1.ExportReportService/SubscribeExportReports >"$WORK/stream.json" 2>&1 &
 SUBSCRIBER=$!
