@@ -18,6 +18,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -89,6 +90,9 @@ pub struct Hub {
 #[derive(Debug)]
 struct HubInner {
     subscribers: watch::Sender<usize>,
+    /// How many times a subscription fell behind the broadcast buffer and
+    /// caught up from the store.
+    catch_ups: AtomicU64,
     config: HubConfig,
     shutdown: CancellationToken,
 }
@@ -109,6 +113,7 @@ impl Hub {
         Hub {
             inner: Arc::new(HubInner {
                 subscribers: watch::channel(0).0,
+                catch_ups: AtomicU64::new(0),
                 config,
                 shutdown,
             }),
@@ -118,6 +123,12 @@ impl Hub {
     /// The number of open subscriptions, watchable for changes.
     pub fn subscriber_count(&self) -> watch::Receiver<usize> {
         self.inner.subscribers.subscribe()
+    }
+
+    /// How many times a subscription has lagged and caught up from the
+    /// store, since start.
+    pub fn catch_ups(&self) -> u64 {
+        self.inner.catch_ups.load(Ordering::Relaxed)
     }
 
     fn admit(&self) -> Result<Slot> {
@@ -189,7 +200,7 @@ impl Hub {
             idle_since: Instant::now(),
             shutdown: self.inner.shutdown.clone(),
             done: false,
-            _slot: slot,
+            slot,
         };
         Ok(futures_util::stream::unfold(
             subscription,
@@ -233,7 +244,7 @@ struct Subscription<F: Feed, M> {
     idle_since: Instant,
     shutdown: CancellationToken,
     done: bool,
-    _slot: Slot,
+    slot: Slot,
 }
 
 impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
@@ -293,7 +304,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
                         received = self.live.recv() => match received {
                             Ok(item) => self.pending.push_back(item),
                             Err(broadcast::error::RecvError::Lagged(_)) => {
-                                self.mode = Mode::CatchUp { until: self.feed.head() };
+                                self.catch_up(self.feed.head());
                             }
                             Err(broadcast::error::RecvError::Closed) => self.done = true,
                         },
@@ -308,6 +319,12 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
         }
     }
 
+    /// The receiver skipped items: read them from the store up to `until`.
+    fn catch_up(&mut self, until: u64) {
+        self.slot.0.catch_ups.fetch_add(1, Ordering::Relaxed);
+        self.mode = Mode::CatchUp { until };
+    }
+
     /// A heartbeat at the head, unless items are still waiting in the
     /// receiver: reading the head first and then finding the receiver empty
     /// proves every item up to the head was taken.
@@ -317,7 +334,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
             match self.live.try_recv() {
                 Ok(item) => self.pending.push_back(item),
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {
-                    self.mode = Mode::CatchUp { until: head };
+                    self.catch_up(head);
                     return None;
                 }
                 Err(broadcast::error::TryRecvError::Empty) => break,

@@ -104,6 +104,11 @@ impl App {
         self.hub.subscriber_count()
     }
 
+    /// How many times a subscription lagged and caught up from the store.
+    pub fn catch_ups(&self) -> u64 {
+        self.hub.catch_ups()
+    }
+
     fn trade_api(&self) -> TradeApi {
         TradeApi::new(self.store.clone())
     }

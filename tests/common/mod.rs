@@ -56,6 +56,19 @@ impl TestServer {
             .expect("connect to test server")
     }
 
+    /// A connection with small HTTP/2 windows: a client that stops reading
+    /// stalls the server's side of its streams after a few KiB, as a slow
+    /// consumer on a real network would.
+    pub async fn narrow_channel(&self, window: u32) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("endpoint")
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window)
+            .connect()
+            .await
+            .expect("connect to test server")
+    }
+
     pub async fn trade(&self) -> TradeServiceClient<Channel> {
         TradeServiceClient::new(self.channel().await)
     }
