@@ -21,6 +21,7 @@ use tonic::transport::Server;
 
 use crate::api::announcement::AnnouncementApi;
 use crate::api::export_report::ExportReportApi;
+use crate::api::frames::ExportReportRoutes;
 use crate::api::trade::TradeApi;
 use crate::hub::{Hub, HubConfig};
 use crate::pb::announcement_service_server::AnnouncementServiceServer;
@@ -151,7 +152,7 @@ impl App {
             .add_service(reflection_v1alpha)
             .add_service(TradeServiceServer::new(self.trade_api()))
             .add_service(AnnouncementServiceServer::new(self.announcement_api()))
-            .add_service(ExportReportServiceServer::new(self.export_report_api()));
+            .add_service(ExportReportRoutes::new(self.export_report_api()));
 
         tracing::info!(%local_addr, "serving tradewire.v1");
         let server = router.serve_with_incoming_shutdown(

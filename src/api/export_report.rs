@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::from_proto::{self as from, Check};
 use super::{fingerprint, page_token, request_key, to_proto};
+use crate::domain::ExportReport;
 use crate::hub::{Event, Hub};
 use crate::pb::subscribe_export_reports_request::Start;
 use crate::pb::subscribe_export_reports_response::Event as WireEvent;
@@ -83,29 +84,14 @@ impl ExportReportService for ExportReportApi {
 
     type SubscribeExportReportsStream = SubscribeStream;
 
+    /// The message path of the contract, for callers of the generated
+    /// server. `ExportReportRoutes` serves this method with encode-once
+    /// frames instead; both take their events from `events`.
     async fn subscribe_export_reports(
         &self,
         request: Request<pb::SubscribeExportReportsRequest>,
     ) -> Result<Response<SubscribeStream>, Status> {
-        let req = request.into_inner();
-        let mut check = Check::default();
-        let filter = from::trade_filter(&mut check, "filter", req.filter.as_ref());
-        let heartbeat = from::heartbeat(
-            &mut check,
-            "heartbeat_interval",
-            req.heartbeat_interval.as_ref(),
-        );
-        let filter = check.finish(Some(filter))?;
-        let after = match req.start {
-            Some(Start::AfterSequence(n)) => Some(n),
-            Some(Start::FromNow(_)) | None => None,
-        };
-        let events = self.hub.subscribe(
-            self.store.report_feed(),
-            from::start(after),
-            move |r| filter.matches(r),
-            heartbeat,
-        )?;
+        let events = self.events(request.into_inner())?;
         let responses = events.map(|event| {
             let event = match event? {
                 Event::Item(r) => WireEvent::ExportReport(to_proto::export_report(&r)),
@@ -119,5 +105,35 @@ impl ExportReportService for ExportReportApi {
             Ok(pb::SubscribeExportReportsResponse { event: Some(event) })
         });
         Ok(Response::new(Box::pin(responses)))
+    }
+}
+
+impl ExportReportApi {
+    /// Validates a subscription request and opens it on the hub.
+    pub fn events(
+        &self,
+        req: pb::SubscribeExportReportsRequest,
+    ) -> Result<
+        impl Stream<Item = Result<Event<ExportReport>, crate::Error>> + Send + 'static,
+        Status,
+    > {
+        let mut check = Check::default();
+        let filter = from::trade_filter(&mut check, "filter", req.filter.as_ref());
+        let heartbeat = from::heartbeat(
+            &mut check,
+            "heartbeat_interval",
+            req.heartbeat_interval.as_ref(),
+        );
+        let filter = check.finish(Some(filter))?;
+        let after = match req.start {
+            Some(Start::AfterSequence(n)) => Some(n),
+            Some(Start::FromNow(_)) | None => None,
+        };
+        Ok(self.hub.subscribe(
+            self.store.report_feed(),
+            from::start(after),
+            move |r| filter.matches(r),
+            heartbeat,
+        )?)
     }
 }

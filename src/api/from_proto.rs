@@ -655,6 +655,7 @@ pub fn export_report(
         change,
         trade_record_id: None,
         baseline_trade_record_id: None,
+        encoded: Default::default(),
     })
 }
 

@@ -6,6 +6,7 @@
 
 pub mod announcement;
 pub mod export_report;
+pub mod frames;
 pub mod from_proto;
 pub mod page_token;
 pub mod status;

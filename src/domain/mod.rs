@@ -21,6 +21,34 @@ pub use period::{Calendar, CalendarPart, DateRange, Period, PeriodSpec};
 pub use record::{Person, Source, TradeRecord};
 pub use report::{Change, ExportReport};
 
+/// A slot for an item's wire encoding, computed at most once and shared by
+/// every subscriber that receives the item. The domain never reads it;
+/// equality ignores it.
+#[derive(Clone, Default)]
+pub struct EncodedOnce(std::sync::OnceLock<bytes::Bytes>);
+
+impl EncodedOnce {
+    pub fn get_or_init(&self, encode: impl FnOnce() -> bytes::Bytes) -> &bytes::Bytes {
+        self.0.get_or_init(encode)
+    }
+}
+
+impl PartialEq for EncodedOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for EncodedOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "EncodedOnce(set)"
+        } else {
+            "EncodedOnce(empty)"
+        })
+    }
+}
+
 /// Anything carried on a numbered stream.
 pub trait Sequenced {
     fn sequence(&self) -> u64;

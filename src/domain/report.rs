@@ -5,7 +5,8 @@ use std::time::SystemTime;
 use ulid::Ulid;
 
 use super::{
-    Bound, BoundedMoney, CountryCode, HsCode, Period, Sequenced, Source, TradeKeyed, TradeRecord,
+    Bound, BoundedMoney, CountryCode, EncodedOnce, HsCode, Period, Sequenced, Source, TradeKeyed,
+    TradeRecord,
 };
 
 /// A change from a baseline, in percent (+100 means doubled).
@@ -66,6 +67,9 @@ pub struct ExportReport {
     pub change: Option<Change>,
     pub trade_record_id: Option<Ulid>,
     pub baseline_trade_record_id: Option<Ulid>,
+    /// The report's stream frame, encoded once and shared by every
+    /// subscriber; filled by the API layer on first delivery.
+    pub encoded: EncodedOnce,
 }
 
 impl ExportReport {

@@ -1,0 +1,197 @@
+//! Encode-once delivery for `SubscribeExportReports`.
+//!
+//! A published report is encoded into its `SubscribeExportReportsResponse`
+//! frame once, on first delivery, and the bytes are cached on the report;
+//! every other subscriber copies those bytes into its HTTP/2 stream instead
+//! of converting and encoding the report again. tonic's generated server
+//! takes only generated messages, so `ExportReportRoutes` answers that one
+//! method itself through `tonic::server::Grpc` with `FrameCodec`, and hands
+//! every other method to the generated server.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{BufMut, Bytes};
+use futures_util::{Stream, StreamExt};
+use prost::Message;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+use tonic::server::{NamedService, ServerStreamingService};
+use tonic::{Request, Response, Status};
+
+use super::export_report::ExportReportApi;
+use super::to_proto;
+use crate::domain::ExportReport;
+use crate::hub::Event;
+use crate::pb;
+use crate::pb::export_report_service_server::ExportReportServiceServer;
+use crate::pb::subscribe_export_reports_response::Event as WireEvent;
+
+const SUBSCRIBE_PATH: &str = "/tradewire.v1.ExportReportService/SubscribeExportReports";
+
+/// A response to send: a message to encode, or the bytes of one.
+#[derive(Debug)]
+pub enum Frame<M> {
+    Message(M),
+    Encoded(Bytes),
+}
+
+/// The frame of a report event: encoded on first use, then shared.
+pub fn report_frame(report: &ExportReport) -> Bytes {
+    report
+        .encoded
+        .get_or_init(|| {
+            pb::SubscribeExportReportsResponse {
+                event: Some(WireEvent::ExportReport(to_proto::export_report(report))),
+            }
+            .encode_to_vec()
+            .into()
+        })
+        .clone()
+}
+
+/// The frames of a subscription: reports as cached bytes, markers and
+/// heartbeats as small messages.
+pub fn frame(event: Event<ExportReport>) -> Frame<pb::SubscribeExportReportsResponse> {
+    let message = |event| Frame::Message(pb::SubscribeExportReportsResponse { event: Some(event) });
+    match event {
+        Event::Item(report) => Frame::Encoded(report_frame(&report)),
+        Event::CaughtUp(head) => message(WireEvent::CaughtUp(pb::CaughtUp {
+            head_sequence: head,
+        })),
+        Event::Heartbeat(head) => message(WireEvent::Heartbeat(pb::Heartbeat {
+            head_sequence: head,
+        })),
+    }
+}
+
+/// Decodes requests with prost; encodes `Frame`s, copying cached bytes.
+#[derive(Debug)]
+pub struct FrameCodec<Req, Resp>(PhantomData<(Req, Resp)>);
+
+impl<Req, Resp> Default for FrameCodec<Req, Resp> {
+    fn default() -> Self {
+        FrameCodec(PhantomData)
+    }
+}
+
+#[derive(Debug)]
+pub struct FrameEncoder<M>(PhantomData<M>);
+
+impl<M: Message> Encoder for FrameEncoder<M> {
+    type Item = Frame<M>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Frame<M>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        match item {
+            Frame::Message(message) => message
+                .encode(dst)
+                .map_err(|e| Status::internal(format!("encoding a response: {e}"))),
+            Frame::Encoded(bytes) => {
+                dst.put_slice(&bytes);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct FrameDecoder<M>(PhantomData<M>);
+
+impl<M: Message + Default> Decoder for FrameDecoder<M> {
+    type Item = M;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<M>, Status> {
+        M::decode(src)
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
+    }
+}
+
+impl<Req, Resp> Codec for FrameCodec<Req, Resp>
+where
+    Req: Message + Default + Send + 'static,
+    Resp: Message + Send + 'static,
+{
+    type Encode = Frame<Resp>;
+    type Decode = Req;
+    type Encoder = FrameEncoder<Resp>;
+    type Decoder = FrameDecoder<Req>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        FrameEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        FrameDecoder(PhantomData)
+    }
+}
+
+type FrameStream = std::pin::Pin<
+    Box<dyn Stream<Item = Result<Frame<pb::SubscribeExportReportsResponse>, Status>> + Send>,
+>;
+
+struct SubscribeFrames(Arc<ExportReportApi>);
+
+impl ServerStreamingService<pb::SubscribeExportReportsRequest> for SubscribeFrames {
+    type Response = Frame<pb::SubscribeExportReportsResponse>;
+    type ResponseStream = FrameStream;
+    type Future = BoxFuture<Response<FrameStream>, Status>;
+
+    fn call(&mut self, request: Request<pb::SubscribeExportReportsRequest>) -> Self::Future {
+        let api = Arc::clone(&self.0);
+        Box::pin(async move {
+            let events = api.events(request.into_inner())?;
+            let frames: FrameStream = Box::pin(events.map(|event| Ok(frame(event?))));
+            Ok(Response::new(frames))
+        })
+    }
+}
+
+/// `tradewire.v1.ExportReportService` with encode-once subscriptions.
+#[derive(Debug, Clone)]
+pub struct ExportReportRoutes {
+    api: Arc<ExportReportApi>,
+    generated: ExportReportServiceServer<ExportReportApi>,
+}
+
+impl ExportReportRoutes {
+    pub fn new(api: ExportReportApi) -> Self {
+        ExportReportRoutes {
+            generated: ExportReportServiceServer::new(api.clone()),
+            api: Arc::new(api),
+        }
+    }
+}
+
+impl NamedService for ExportReportRoutes {
+    const NAME: &'static str = "tradewire.v1.ExportReportService";
+}
+
+impl<B> Service<http::Request<B>> for ExportReportRoutes
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != SUBSCRIBE_PATH {
+            return Box::pin(self.generated.call(request));
+        }
+        let method = SubscribeFrames(Arc::clone(&self.api));
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(FrameCodec::default());
+            Ok(grpc.server_streaming(method, request).await)
+        })
+    }
+}
