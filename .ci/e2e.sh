@@ -8,7 +8,7 @@ ADDR=127.0.0.1:50561
 WORK=$(mktemp -d)
 LOG="$WORK/server.log"
 cargo build --locked --quiet --bin tradewire
-./target/debug/tradewire serve --demo --listen "$ADDR" --heartbeat-interval 1s >"$LOG" 2>&1 &
+./target/debug/tradewire serve --demo --listen "$ADDR" --heartbeat-interval 1s --data-dir "$WORK/data" >"$LOG" 2>&1 &
 SERVER=$!
 SUBSCRIBER=
 cleanup() {

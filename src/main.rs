@@ -2,6 +2,7 @@
 //! the library.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use tradewire::Config;
+use tradewire::store::{DurableConfig, FsyncPolicy};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "gRPC service for bilateral trade intelligence")]
@@ -56,6 +58,35 @@ struct ServeArgs {
     /// Live broadcast buffer per stream type; laggards catch up from the store.
     #[arg(long, env = "TRADEWIRE_BROADCAST_CAPACITY", default_value_t = 1024)]
     broadcast_capacity: usize,
+    /// Directory holding the write-ahead log and snapshots.
+    #[arg(long, env = "TRADEWIRE_DATA_DIR", default_value = "./tradewire-data")]
+    data_dir: PathBuf,
+    /// Keep everything in memory; nothing survives a restart.
+    #[arg(long, env = "TRADEWIRE_IN_MEMORY", conflicts_with = "repair")]
+    in_memory: bool,
+    /// When the log reaches stable storage before a write is acknowledged.
+    #[arg(long, env = "TRADEWIRE_FSYNC", value_enum, default_value = "always")]
+    fsync: Fsync,
+    /// With --fsync interval: the longest a write waits for its fsync.
+    #[arg(long, env = "TRADEWIRE_FSYNC_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
+    fsync_interval: Duration,
+    /// Start despite a damaged log: keep a copy of the damaged file and cut
+    /// it at the first bad entry.
+    #[arg(long, env = "TRADEWIRE_REPAIR")]
+    repair: bool,
+    /// Write a snapshot and start a new log segment past this many bytes.
+    #[arg(long, env = "TRADEWIRE_SNAPSHOT_AFTER_BYTES", default_value_t = 64 * 1024 * 1024)]
+    snapshot_after_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Fsync {
+    /// fsync before every acknowledgement (shared by concurrent writes).
+    Always,
+    /// fsync at most --fsync-interval after a write.
+    Interval,
+    /// Leave flushing to the OS.
+    Never,
 }
 
 /// Parses "250ms", "15s", "2m" or a bare number of seconds.
@@ -120,6 +151,17 @@ async fn serve(args: ServeArgs) -> Result<(), tradewire::server::StartError> {
     config.store.broadcast_capacity = args.broadcast_capacity;
     config.hub.max_subscribers = args.max_subscribers;
     config.hub.heartbeat = args.heartbeat_interval;
+    if !args.in_memory {
+        let mut durable = DurableConfig::new(args.data_dir);
+        durable.fsync = match args.fsync {
+            Fsync::Always => FsyncPolicy::Always,
+            Fsync::Interval => FsyncPolicy::Interval(args.fsync_interval),
+            Fsync::Never => FsyncPolicy::Never,
+        };
+        durable.repair = args.repair;
+        durable.segment_bytes = args.snapshot_after_bytes;
+        config.store.durable = Some(durable);
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -27,7 +27,7 @@ use crate::hub::{Hub, HubConfig};
 use crate::pb::announcement_service_server::AnnouncementServiceServer;
 use crate::pb::export_report_service_server::ExportReportServiceServer;
 use crate::pb::trade_service_server::TradeServiceServer;
-use crate::store::{Store, StoreConfig};
+use crate::store::{Recovery, Store, StoreConfig};
 
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -63,23 +63,39 @@ impl Default for Config {
 #[derive(Debug, Clone)]
 pub struct App {
     store: Store,
+    recovery: Option<Recovery>,
     hub: Hub,
     stopping: CancellationToken,
     config: Config,
 }
 
 impl App {
-    /// Builds the store and hub, loading the demo data if configured.
+    /// Opens the store (recovering it from its data directory when durable)
+    /// and the hub, and loads the demo data if configured and not loaded
+    /// before.
     pub async fn open(config: Config) -> Result<App, StartError> {
+        let (store, recovery) = Store::open(config.store.clone())?;
+        if let Some(recovery) = &recovery {
+            tracing::info!(
+                snapshot_lsn = ?recovery.snapshot_lsn,
+                replayed = recovery.replayed,
+                torn_bytes = recovery.torn_bytes,
+                repaired = ?recovery.repaired,
+                counts = ?store.counts(),
+                "store recovered"
+            );
+        }
         let stopping = CancellationToken::new();
         let app = App {
-            store: Store::new(config.store.clone()),
+            store,
+            recovery,
             hub: Hub::new(config.hub.clone(), stopping.clone()),
             stopping,
             config,
         };
-        if app.config.demo {
+        if app.config.demo && !app.store.demo_loaded() {
             let loaded = app.load_demo().await?;
+            app.store.mark_demo_loaded().await?;
             tracing::info!(?loaded, "demo data loaded");
         }
         Ok(app)
@@ -98,6 +114,11 @@ impl App {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// What opening a durable store found and did; `None` in memory.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
     }
 
     /// Open subscriptions, watchable for changes.

@@ -41,7 +41,7 @@ impl AnnouncementService for AnnouncementApi {
         let announcement =
             from::announcement(&mut check, "announcement", req.announcement.as_ref());
         let announcement = check.finish(announcement)?;
-        let stored = self.store.create_announcement(announcement, key.as_ref())?;
+        let stored = self.store.create_announcement(announcement, key).await?;
         Ok(Response::new(pb::CreateAnnouncementResponse {
             announcement: Some(to_proto::announcement(&stored)),
         }))
@@ -89,7 +89,7 @@ impl AnnouncementService for AnnouncementApi {
         request: Request<pb::DeleteAnnouncementRequest>,
     ) -> Result<Response<pb::DeleteAnnouncementResponse>, Status> {
         let id = from::id("id", &request.get_ref().id)?;
-        self.store.delete_announcement(id)?;
+        self.store.delete_announcement(id).await?;
         Ok(Response::new(pb::DeleteAnnouncementResponse {}))
     }
 

@@ -40,7 +40,7 @@ impl ExportReportService for ExportReportApi {
         let key = request_key(&mut check, &mut req, |r| std::mem::take(&mut r.request_id));
         let report = from::export_report(&mut check, "export_report", req.export_report.as_ref());
         let report = check.finish(report)?;
-        let published = self.store.publish_export_report(report, key.as_ref())?;
+        let published = self.store.publish_export_report(report, key).await?;
         Ok(Response::new(pb::PublishExportReportResponse {
             export_report: Some(to_proto::export_report(&published)),
         }))

@@ -30,9 +30,7 @@ impl TradeService for TradeApi {
         let key = request_key(&mut check, &mut req, |r| std::mem::take(&mut r.request_id));
         let record = from::trade_record(&mut check, "trade_record", req.trade_record.as_ref());
         let record = check.finish(record)?;
-        let stored = self
-            .store
-            .create_trade_records(vec![record], key.as_ref())?;
+        let stored = self.store.create_trade_records(vec![record], key).await?;
         let trade_record = stored.first().map(|r| to_proto::trade_record(r));
         Ok(Response::new(pb::CreateTradeRecordResponse {
             trade_record,
@@ -75,7 +73,7 @@ impl TradeService for TradeApi {
             })
             .collect();
         let records = check.finish(records.into_iter().collect::<Option<Vec<_>>>())?;
-        let stored = self.store.create_trade_records(records, key.as_ref())?;
+        let stored = self.store.create_trade_records(records, key).await?;
         Ok(Response::new(pb::BatchCreateTradeRecordsResponse {
             trade_records: stored.iter().map(|r| to_proto::trade_record(r)).collect(),
         }))
@@ -123,7 +121,7 @@ impl TradeService for TradeApi {
         request: Request<pb::DeleteTradeRecordRequest>,
     ) -> Result<Response<pb::DeleteTradeRecordResponse>, Status> {
         let id = from::id("id", &request.get_ref().id)?;
-        self.store.delete_trade_record(id)?;
+        self.store.delete_trade_record(id).await?;
         Ok(Response::new(pb::DeleteTradeRecordResponse {}))
     }
 }

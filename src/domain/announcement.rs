@@ -7,7 +7,7 @@ use ulid::Ulid;
 
 use super::{CountryCode, Period, Person, Quantity, Sequenced, Source};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum AnnouncementKind {
     Meeting,
     Statement,
@@ -17,7 +17,7 @@ pub enum AnnouncementKind {
     Other,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub name: String,
     pub location: String,
@@ -25,7 +25,7 @@ pub struct Event {
 }
 
 /// When a forecast figure is due.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Due {
     ByEndOf(Period),
     ByDate(NaiveDate),
@@ -41,7 +41,7 @@ impl Due {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Forecast {
     pub subject: String,
     pub country: Option<CountryCode>,
@@ -51,7 +51,7 @@ pub struct Forecast {
 
 /// A stored announcement. `id`, `sequence` and `create_time` are assigned by
 /// the store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Announcement {
     pub id: Ulid,
     pub sequence: u64,

@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// An ISO 3166-1 alpha-3 country code, checked against the official list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct CountryCode([u8; 3]);
 
 impl CountryCode {
@@ -32,7 +34,9 @@ impl fmt::Display for CountryCode {
 }
 
 /// A Harmonized System code of 2, 4 or 6 digits ("87", "8708", "870899").
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct HsCode(String);
 
 impl HsCode {

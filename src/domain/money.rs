@@ -5,7 +5,7 @@ use iso_currency::Currency;
 const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
 /// An amount in an ISO 4217 currency, as whole units plus nanos.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Money {
     pub currency: Currency,
     pub units: i64,
@@ -63,7 +63,9 @@ pub fn parse_currency(code: &str) -> Result<Currency, String> {
 }
 
 /// How a reported figure relates to the true figure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum Bound {
     #[default]
     Exact,
@@ -89,14 +91,14 @@ impl Bound {
 }
 
 /// A money figure with its bound ("more than $66 million").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BoundedMoney {
     pub money: Money,
     pub bound: Bound,
 }
 
 /// A non-money quantity ("more than 1.5 million cars").
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Quantity {
     pub amount: f64,
     pub unit: String,

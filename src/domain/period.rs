@@ -10,13 +10,13 @@ use icu_calendar::{Date, Iso};
 const GREGORIAN_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 const SOLAR_HIJRI_YEARS: std::ops::RangeInclusive<i32> = 1..=9000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Calendar {
     Gregorian,
     SolarHijri,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CalendarPart {
     Year,
     Quarter(u8),
@@ -24,7 +24,7 @@ pub enum CalendarPart {
 }
 
 /// An inclusive range of Gregorian dates, start not after end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct DateRange {
     pub start: NaiveDate,
     pub end: NaiveDate,
@@ -44,7 +44,7 @@ impl DateRange {
 }
 
 /// How a period was stated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PeriodSpec {
     Calendar {
         calendar: Calendar,
@@ -63,7 +63,7 @@ pub enum PeriodError {
 }
 
 /// A period as stated plus its Gregorian range and canonical label.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Period {
     pub spec: PeriodSpec,
     pub range: DateRange,

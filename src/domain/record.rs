@@ -7,7 +7,7 @@ use ulid::Ulid;
 
 use super::{BoundedMoney, CountryCode, HsCode, Period, Quantity, TradeKeyed};
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Person {
     pub name: String,
     pub role: String,
@@ -15,7 +15,7 @@ pub struct Person {
 }
 
 /// Where a fact comes from; at least an organization or an outlet is set.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Source {
     pub organization: String,
     pub outlet: String,
@@ -27,7 +27,7 @@ pub struct Source {
 
 /// A trade figure. `id` and `create_time` are assigned by the store; on a
 /// record that is not stored yet they are `Ulid::nil()` and the epoch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TradeRecord {
     pub id: Ulid,
     pub create_time: SystemTime,

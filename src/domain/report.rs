@@ -10,7 +10,7 @@ use super::{
 };
 
 /// A change from a baseline, in percent (+100 means doubled).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Change {
     pub percent: f64,
     pub bound: Bound,
@@ -49,7 +49,7 @@ impl Change {
 
 /// A published export report. `id`, `sequence`, `publish_time` and the trade
 /// record links are assigned by the store at publication.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExportReport {
     pub id: Ulid,
     pub sequence: u64,
@@ -69,6 +69,7 @@ pub struct ExportReport {
     pub baseline_trade_record_id: Option<Ulid>,
     /// The report's stream frame, encoded once and shared by every
     /// subscriber; filled by the API layer on first delivery.
+    #[serde(skip)]
     pub encoded: EncodedOnce,
 }
 

@@ -1,28 +1,43 @@
-//! The in-memory store: trade records, announcements and export reports,
-//! their indexes, request-id de-duplication, and the numbered logs that feed
-//! subscriptions.
+//! The store: trade records, announcements and export reports, their
+//! indexes, request-id de-duplication, the numbered logs that feed
+//! subscriptions, and (when durable) the write-ahead log under them.
 //!
-//! `Store` is a cheap-to-clone handle. It owns one `RwLock` over all state;
-//! every method takes it for a short synchronous critical section and never
-//! across an `.await`. Writes validate everything that can fail before they
-//! change anything, so a failed write leaves no trace. Sequences are assigned
-//! and broadcast under the write lock, so broadcast order is sequence order.
+//! `Store` is a cheap-to-clone handle. All state sits behind one `RwLock`,
+//! taken only in short synchronous sections, never across an `.await`.
+//! Every write is a `Command` that `State::execute` checks and turns into a
+//! `Mutation`, and `State::apply` performs:
+//! - in memory, inline under the write lock;
+//! - durably, on the committer thread, which takes every queued command,
+//!   executes and applies them in order under the write lock, appends their
+//!   mutations to the log, syncs once for the whole group, and only then
+//!   broadcasts, unlocks and answers. Readers never see a write that is not
+//!   durable; a failed log write restores the state from disk and answers
+//!   `UNAVAILABLE`.
+//!
+//! Sequences are assigned and broadcast under the write lock, so broadcast
+//! order is sequence order.
 
 mod index;
+mod journal;
 mod seqlog;
+mod state;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
+use std::sync::mpsc;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
+use std::thread::JoinHandle;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 use ulid::Ulid;
 
-use crate::domain::record::RecordKey;
 use crate::domain::{Announcement, AnnouncementFilter, ExportReport, TradeFilter, TradeRecord};
 use crate::error::{Error, Result};
-use index::{AnnouncementIndex, TradeIndex};
+pub use journal::{DurableConfig, FsyncPolicy, OpenError, Recovery};
 pub use seqlog::{Evicted, SeqLog};
+use state::{Command, Executed, Outcome, Published, State};
+
+/// Most commands one group commit takes.
+const MAX_GROUP: usize = 1024;
 
 /// Sizes and limits of the store.
 #[derive(Debug, Clone)]
@@ -34,6 +49,8 @@ pub struct StoreConfig {
     pub broadcast_capacity: usize,
     /// How many request ids are remembered for de-duplication.
     pub request_id_capacity: usize,
+    /// Keep the data on disk; `None` keeps it in memory only.
+    pub durable: Option<DurableConfig>,
 }
 
 impl Default for StoreConfig {
@@ -42,12 +59,13 @@ impl Default for StoreConfig {
             report_retention: 1_000_000,
             broadcast_capacity: 1024,
             request_id_capacity: 100_000,
+            durable: None,
         }
     }
 }
 
 /// An idempotency key with a fingerprint of the request it came with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RequestKey {
     pub request_id: String,
     pub fingerprint: u64,
@@ -69,90 +87,65 @@ pub struct Page<T, K> {
     pub next: Option<K>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Operation {
-    CreateTradeRecords,
-    CreateAnnouncement,
-    PublishExportReport,
+/// The state and the broadcast channels, shared with the committer.
+#[derive(Debug)]
+struct Shared {
+    state: RwLock<State>,
+    reports_tx: broadcast::Sender<Arc<ExportReport>>,
+    announcements_tx: broadcast::Sender<Arc<Announcement>>,
+    config: StoreConfig,
 }
 
-#[derive(Debug, Clone)]
-enum Outcome {
-    TradeRecords(Vec<Arc<TradeRecord>>),
-    Announcement(Arc<Announcement>),
-    ExportReport(Arc<ExportReport>),
-}
-
-/// Remembered outcomes of requests that carried a request id, oldest first
-/// out once `capacity` is reached.
-#[derive(Debug, Default)]
-struct RequestLog {
-    outcomes: HashMap<(Operation, String), (u64, Outcome)>,
-    order: VecDeque<(Operation, String)>,
-    capacity: usize,
-}
-
-impl RequestLog {
-    /// The earlier outcome for this key, or None if it is new.
-    fn lookup(&self, op: Operation, key: Option<&RequestKey>) -> Result<Option<Outcome>> {
-        let Some(key) = key else { return Ok(None) };
-        match self.outcomes.get(&(op, key.request_id.clone())) {
-            None => Ok(None),
-            Some((fingerprint, outcome)) if *fingerprint == key.fingerprint => {
-                Ok(Some(outcome.clone()))
-            }
-            Some(_) => Err(Error::AlreadyExists(format!(
-                "request_id {:?} was already used for a different request",
-                key.request_id
-            ))),
-        }
+impl Shared {
+    // Critical sections never panic between checks and changes, so a
+    // poisoned lock still guards consistent state.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn remember(&mut self, op: Operation, key: Option<&RequestKey>, outcome: Outcome) {
-        let Some(key) = key else { return };
-        let entry = (op, key.request_id.clone());
-        self.outcomes
-            .insert(entry.clone(), (key.fingerprint, outcome));
-        self.order.push_back(entry);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.outcomes.remove(&old);
-            }
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends what a write published; called under the write lock.
+    fn broadcast(&self, published: Option<Published>) {
+        // No receivers is fine: nobody is subscribed.
+        match published {
+            Some(Published::ExportReport(r)) => drop(self.reports_tx.send(r)),
+            Some(Published::Announcement(a)) => drop(self.announcements_tx.send(a)),
+            None => {}
         }
     }
 }
 
-struct State {
-    ids: ulid::Generator,
-    records: BTreeMap<Ulid, Arc<TradeRecord>>,
-    record_index: TradeIndex<Ulid>,
-    record_keys: HashMap<RecordKey, Ulid>,
-    /// How many reports and announcements refer to each record.
-    record_refs: HashMap<Ulid, usize>,
-    announcements: BTreeMap<Ulid, Arc<Announcement>>,
-    announcement_index: AnnouncementIndex<Ulid>,
-    announcement_log: SeqLog<Announcement>,
-    reports: SeqLog<ExportReport>,
-    report_ids: HashMap<Ulid, u64>,
-    report_index: TradeIndex<u64>,
-    requests: RequestLog,
-}
-
-impl std::fmt::Debug for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State")
-            .field("records", &self.records.len())
-            .field("announcements", &self.announcements.len())
-            .field("reports", &self.reports.len())
-            .finish_non_exhaustive()
-    }
+struct Job {
+    command: Command,
+    reply: oneshot::Sender<Result<Outcome>>,
 }
 
 #[derive(Debug)]
 struct Inner {
-    state: RwLock<State>,
-    reports_tx: broadcast::Sender<Arc<ExportReport>>,
-    announcements_tx: broadcast::Sender<Arc<Announcement>>,
+    shared: Arc<Shared>,
+    committer: Option<(mpsc::Sender<Job>, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue ends the committer after its last group; joining
+        // it releases the data directory's lock before the store is gone.
+        if let Some((queue, thread)) = self.committer.take() {
+            drop(queue);
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Handle to the store; clones share the same state.
@@ -162,83 +155,98 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(config: StoreConfig) -> Store {
+    /// An in-memory store, or a durable one recovered from its directory.
+    pub fn open(config: StoreConfig) -> Result<(Store, Option<Recovery>), OpenError> {
         let capacity = config.broadcast_capacity.max(1);
-        let state = State {
-            ids: ulid::Generator::new(),
-            records: BTreeMap::new(),
-            record_index: TradeIndex::default(),
-            record_keys: HashMap::new(),
-            record_refs: HashMap::new(),
-            announcements: BTreeMap::new(),
-            announcement_index: AnnouncementIndex::default(),
-            announcement_log: SeqLog::new(config.report_retention),
-            reports: SeqLog::new(config.report_retention),
-            report_ids: HashMap::new(),
-            report_index: TradeIndex::default(),
-            requests: RequestLog {
-                capacity: config.request_id_capacity,
-                ..RequestLog::default()
-            },
+        let (state, journal) = match &config.durable {
+            None => (State::new(&config), None),
+            Some(durable) => {
+                let (journal, state, recovery) = journal::Journal::open(durable.clone(), &config)?;
+                (state, Some((journal, recovery)))
+            }
         };
-        Store {
-            inner: Arc::new(Inner {
-                state: RwLock::new(state),
-                reports_tx: broadcast::channel(capacity).0,
-                announcements_tx: broadcast::channel(capacity).0,
-            }),
+        let shared = Arc::new(Shared {
+            state: RwLock::new(state),
+            reports_tx: broadcast::channel(capacity).0,
+            announcements_tx: broadcast::channel(capacity).0,
+            config,
+        });
+        let (committer, recovery) = match journal {
+            None => (None, None),
+            Some((journal, recovery)) => {
+                let (queue, jobs) = mpsc::channel();
+                let shared = Arc::clone(&shared);
+                let thread = std::thread::Builder::new()
+                    .name("tradewire-committer".into())
+                    .spawn(move || commit_loop(&shared, journal, &jobs))
+                    .map_err(|source| OpenError::Io {
+                        path: "committer thread".into(),
+                        source,
+                    })?;
+                (Some((queue, thread)), Some(recovery))
+            }
+        };
+        let store = Store {
+            inner: Arc::new(Inner { shared, committer }),
+        };
+        Ok((store, recovery))
+    }
+
+    /// An in-memory store.
+    pub fn new(config: StoreConfig) -> Store {
+        let config = StoreConfig {
+            durable: None,
+            ..config
+        };
+        match Store::open(config) {
+            Ok((store, _)) => store,
+            // Opening without a directory touches no file.
+            Err(e) => unreachable!("in-memory store failed to open: {e}"),
         }
     }
 
-    // Critical sections never panic between checks and changes, so a
-    // poisoned lock still guards consistent state.
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.inner
-            .state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.shared.read()
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.inner
-            .state
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Runs a write: inline in memory, or through the committer.
+    async fn submit(&self, command: Command) -> Result<Outcome> {
+        let Some((queue, _)) = &self.inner.committer else {
+            let shared = &self.inner.shared;
+            let mut state = shared.write();
+            return match state.execute(command)? {
+                Executed::Repeat(outcome) => Ok(outcome),
+                Executed::Mutate(mutation) => {
+                    let (outcome, published) = state.apply(*mutation);
+                    shared.broadcast(published);
+                    Ok(outcome)
+                }
+            };
+        };
+        let closed = || Error::Unavailable {
+            message: "the store is closed".into(),
+            resume_after: None,
+        };
+        let (reply, answer) = oneshot::channel();
+        queue.send(Job { command, reply }).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 
     // ---- trade records ----
 
     /// Stores `records` all or nothing, assigning ids and create times.
-    pub fn create_trade_records(
+    pub async fn create_trade_records(
         &self,
         records: Vec<TradeRecord>,
-        request: Option<&RequestKey>,
+        request: Option<RequestKey>,
     ) -> Result<Vec<Arc<TradeRecord>>> {
-        let op = Operation::CreateTradeRecords;
-        let mut state = self.write();
-        if let Some(Outcome::TradeRecords(done)) = state.requests.lookup(op, request)? {
-            return Ok(done);
+        match self
+            .submit(Command::CreateTradeRecords { records, request })
+            .await?
+        {
+            Outcome::TradeRecords(stored) => Ok(stored),
+            other => Err(unexpected(other)),
         }
-        let now = SystemTime::now();
-        let mut ids = Vec::with_capacity(records.len());
-        for _ in &records {
-            ids.push(state.next_id()?);
-        }
-        let stored: Vec<Arc<TradeRecord>> = records
-            .into_iter()
-            .zip(ids)
-            .map(|(mut record, id)| {
-                record.id = id;
-                record.create_time = now;
-                let record = Arc::new(record);
-                state.insert_record(Arc::clone(&record));
-                record
-            })
-            .collect();
-        state
-            .requests
-            .remember(op, request, Outcome::TradeRecords(stored.clone()));
-        Ok(stored)
     }
 
     pub fn get_trade_record(&self, id: Ulid) -> Result<Arc<TradeRecord>> {
@@ -264,68 +272,25 @@ impl Store {
         page(matching, limit, |r| r.id)
     }
 
-    pub fn delete_trade_record(&self, id: Ulid) -> Result<()> {
-        let mut state = self.write();
-        if !state.records.contains_key(&id) {
-            return Err(not_found("trade record", id));
-        }
-        if let Some(refs) = state.record_refs.get(&id) {
-            return Err(Error::FailedPrecondition(format!(
-                "trade record {id} is referred to by {refs} export report(s) or announcement(s)"
-            )));
-        }
-        if let Some(record) = state.records.remove(&id) {
-            state.record_index.remove(id, record.as_ref());
-            state.record_keys.remove(&record.key());
-        }
-        Ok(())
+    pub async fn delete_trade_record(&self, id: Ulid) -> Result<()> {
+        self.submit(Command::DeleteTradeRecord(id)).await.map(drop)
     }
 
     // ---- announcements ----
 
-    pub fn create_announcement(
+    pub async fn create_announcement(
         &self,
-        mut announcement: Announcement,
-        request: Option<&RequestKey>,
+        announcement: Announcement,
+        request: Option<RequestKey>,
     ) -> Result<Arc<Announcement>> {
-        let op = Operation::CreateAnnouncement;
-        let mut state = self.write();
-        if let Some(Outcome::Announcement(done)) = state.requests.lookup(op, request)? {
-            return Ok(done);
-        }
-        for (i, id) in announcement.related_trade_record_ids.iter().enumerate() {
-            if !state.records.contains_key(id) {
-                return Err(Error::invalid(
-                    format!("announcement.related_trade_record_ids[{i}]"),
-                    format!("no trade record with id {id}"),
-                ));
-            }
-        }
-        announcement.id = state.next_id()?;
-        announcement.sequence = state.announcement_log.next_sequence();
-        announcement.create_time = SystemTime::now();
-        let announcement = Arc::new(announcement);
-        for id in &announcement.related_trade_record_ids {
-            *state.record_refs.entry(*id).or_default() += 1;
-        }
-        state
-            .announcements
-            .insert(announcement.id, Arc::clone(&announcement));
-        state
-            .announcement_index
-            .insert(announcement.id, announcement.as_ref());
-        // Falling off the replay log does not delete an announcement.
-        state
-            .announcement_log
-            .append(announcement.sequence, Arc::clone(&announcement));
-        state.requests.remember(
-            op,
+        let command = Command::CreateAnnouncement {
+            announcement,
             request,
-            Outcome::Announcement(Arc::clone(&announcement)),
-        );
-        // No receivers is fine: nobody is subscribed.
-        let _ = self.inner.announcements_tx.send(Arc::clone(&announcement));
-        Ok(announcement)
+        };
+        match self.submit(command).await? {
+            Outcome::Announcement(stored) => Ok(stored),
+            other => Err(unexpected(other)),
+        }
     }
 
     pub fn get_announcement(&self, id: Ulid) -> Result<Arc<Announcement>> {
@@ -351,77 +316,26 @@ impl Store {
         page(matching, limit, |a| a.id)
     }
 
-    pub fn delete_announcement(&self, id: Ulid) -> Result<()> {
-        let mut state = self.write();
-        let announcement = state
-            .announcements
-            .remove(&id)
-            .ok_or_else(|| not_found("announcement", id))?;
-        state.announcement_index.remove(id, announcement.as_ref());
-        state.announcement_log.remove(announcement.sequence);
-        for record in &announcement.related_trade_record_ids {
-            state.release_record(*record);
-        }
-        Ok(())
+    pub async fn delete_announcement(&self, id: Ulid) -> Result<()> {
+        self.submit(Command::DeleteAnnouncement(id)).await.map(drop)
     }
 
     // ---- export reports ----
 
     /// Publishes a report: links or stores its figures as trade records,
-    /// numbers it, stores it and broadcasts it, all under one lock.
-    pub fn publish_export_report(
+    /// numbers it, stores it and broadcasts it, as one write.
+    pub async fn publish_export_report(
         &self,
-        mut report: ExportReport,
-        request: Option<&RequestKey>,
+        report: ExportReport,
+        request: Option<RequestKey>,
     ) -> Result<Arc<ExportReport>> {
-        let op = Operation::PublishExportReport;
-        let mut state = self.write();
-        if let Some(Outcome::ExportReport(done)) = state.requests.lookup(op, request)? {
-            return Ok(done);
+        match self
+            .submit(Command::PublishExportReport { report, request })
+            .await?
+        {
+            Outcome::ExportReport(published) => Ok(published),
+            other => Err(unexpected(other)),
         }
-        // Ids first: the only step that can fail, before anything changes.
-        let report_id = state.next_id()?;
-        let (current, baseline) = report.figures();
-        let mut fresh_ids = Vec::new();
-        for figure in [&current, &baseline].into_iter().flatten() {
-            if !state.record_keys.contains_key(&figure.key()) {
-                fresh_ids.push(state.next_id()?);
-            }
-        }
-        let now = SystemTime::now();
-        let mut fresh_ids = fresh_ids.into_iter();
-        let mut link = |state: &mut State, figure: Option<TradeRecord>| -> Option<Ulid> {
-            let mut figure = figure?;
-            let id = match state.record_keys.get(&figure.key()) {
-                Some(id) => *id,
-                None => {
-                    figure.id = fresh_ids.next()?;
-                    figure.create_time = now;
-                    let id = figure.id;
-                    state.insert_record(Arc::new(figure));
-                    id
-                }
-            };
-            *state.record_refs.entry(id).or_default() += 1;
-            Some(id)
-        };
-        report.trade_record_id = link(&mut state, current);
-        report.baseline_trade_record_id = link(&mut state, baseline);
-        report.id = report_id;
-        report.sequence = state.reports.next_sequence();
-        report.publish_time = now;
-        let report = Arc::new(report);
-        state.report_ids.insert(report.id, report.sequence);
-        state.report_index.insert(report.sequence, report.as_ref());
-        let evicted = state.reports.append(report.sequence, Arc::clone(&report));
-        for old in evicted {
-            state.forget_report(&old);
-        }
-        state
-            .requests
-            .remember(op, request, Outcome::ExportReport(Arc::clone(&report)));
-        let _ = self.inner.reports_tx.send(Arc::clone(&report));
-        Ok(report)
     }
 
     pub fn get_export_report(&self, id: Ulid) -> Result<Arc<ExportReport>> {
@@ -449,14 +363,25 @@ impl Store {
         page(matching, limit, |r| r.sequence)
     }
 
+    // ---- demo marker ----
+
+    /// Whether the demo data set was ever loaded into this store.
+    pub fn demo_loaded(&self) -> bool {
+        self.read().demo_loaded
+    }
+
+    pub async fn mark_demo_loaded(&self) -> Result<()> {
+        self.submit(Command::MarkDemoLoaded).await.map(drop)
+    }
+
     // ---- feeds for subscriptions ----
 
     pub fn report_feed(&self) -> ReportFeed {
-        ReportFeed(self.clone())
+        ReportFeed(Arc::clone(&self.inner.shared))
     }
 
     pub fn announcement_feed(&self) -> AnnouncementFeed {
-        AnnouncementFeed(self.clone())
+        AnnouncementFeed(Arc::clone(&self.inner.shared))
     }
 
     /// How many items of each kind are stored.
@@ -470,37 +395,103 @@ impl Store {
     }
 }
 
-impl State {
-    fn next_id(&mut self) -> Result<Ulid> {
-        self.ids
-            .generate()
-            .map_err(|e| Error::Internal(format!("id generator: {e}")))
-    }
-
-    fn insert_record(&mut self, record: Arc<TradeRecord>) {
-        self.record_index.insert(record.id, record.as_ref());
-        self.record_keys.entry(record.key()).or_insert(record.id);
-        self.records.insert(record.id, record);
-    }
-
-    fn release_record(&mut self, id: Ulid) {
-        if let Some(refs) = self.record_refs.get_mut(&id) {
-            *refs -= 1;
-            if *refs == 0 {
-                self.record_refs.remove(&id);
+/// The committer: group commit of everything queued, in arrival order.
+fn commit_loop(shared: &Shared, mut journal: journal::Journal, jobs: &mpsc::Receiver<Job>) {
+    loop {
+        let first = match journal.sync_due_in() {
+            Some(wait) => match jobs.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(error) = journal.sync_if_due() {
+                        tracing::error!(%error, "interval fsync failed");
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(shared, &mut journal, group);
+        if let Err(error) = journal.sync_if_due() {
+            tracing::error!(%error, "interval fsync failed");
+        }
+        if journal.wants_snapshot() {
+            let state = shared.read();
+            if let Err(error) = journal.snapshot(&state) {
+                tracing::error!(%error, "snapshot failed; the log keeps growing until one succeeds");
             }
         }
     }
+    // Everything acknowledged is on disk already under `always`; make the
+    // other policies' tail durable at a clean stop.
+    if let Err(error) = journal
+        .commit(journal.mark())
+        .and_then(|()| journal.sync_if_due())
+    {
+        tracing::error!(%error, "final log flush failed");
+    }
+}
 
-    fn forget_report(&mut self, report: &ExportReport) {
-        self.report_ids.remove(&report.id);
-        self.report_index.remove(report.sequence, report);
-        for id in [report.trade_record_id, report.baseline_trade_record_id]
-            .into_iter()
-            .flatten()
-        {
-            self.release_record(id);
+fn commit_group(shared: &Shared, journal: &mut journal::Journal, group: Vec<Job>) {
+    let mut state = shared.write();
+    let mark = journal.mark();
+    let mut answers = Vec::with_capacity(group.len());
+    let mut published = Vec::new();
+    let mut log_error = None;
+    for job in group {
+        let answer = match state.execute(job.command) {
+            Err(error) => Err(error),
+            Ok(Executed::Repeat(outcome)) => Ok(outcome),
+            Ok(Executed::Mutate(mutation)) => match journal.append(&mutation) {
+                Ok(()) => {
+                    let (outcome, item) = state.apply(*mutation);
+                    published.push(item);
+                    Ok(outcome)
+                }
+                Err(error) => {
+                    log_error = Some(error);
+                    Err(Error::Internal("log encoding failed".into()))
+                }
+            },
+        };
+        answers.push((job.reply, answer));
+    }
+    let committed = match log_error {
+        Some(error) => Err(error),
+        None => journal.commit(mark),
+    };
+    if let Err(error) = committed {
+        tracing::error!(%error, "log write failed; restoring the state from disk");
+        match journal.reload(&shared.config) {
+            Ok(restored) => *state = restored,
+            Err(reload) => tracing::error!(%reload, "cannot reload the state after a failed write"),
         }
+        drop(state);
+        for (reply, _) in answers {
+            let _ = reply.send(Err(Error::Unavailable {
+                message: format!("the write could not be made durable: {error}"),
+                resume_after: None,
+            }));
+        }
+        return;
+    }
+    for item in published {
+        shared.broadcast(item);
+    }
+    drop(state);
+    for (reply, answer) in answers {
+        // A caller that went away still had its write made durable.
+        let _ = reply.send(answer);
     }
 }
 
@@ -509,6 +500,10 @@ fn not_found(kind: &'static str, id: Ulid) -> Error {
         kind,
         id: id.to_string(),
     }
+}
+
+fn unexpected(outcome: Outcome) -> Error {
+    Error::Internal(format!("unexpected outcome {outcome:?}"))
 }
 
 /// The keys of `map` above `after`, ascending.
@@ -537,11 +532,11 @@ fn page<'a, T: 'a, K>(
 
 /// The export report stream, as the hub sees it.
 #[derive(Debug, Clone)]
-pub struct ReportFeed(Store);
+pub struct ReportFeed(Arc<Shared>);
 
 /// The announcement stream, as the hub sees it.
 #[derive(Debug, Clone)]
-pub struct AnnouncementFeed(Store);
+pub struct AnnouncementFeed(Arc<Shared>);
 
 impl crate::hub::Feed for ReportFeed {
     type Item = ExportReport;
@@ -549,7 +544,7 @@ impl crate::hub::Feed for ReportFeed {
     fn register(&self) -> (u64, broadcast::Receiver<Arc<ExportReport>>) {
         // Under the read lock no publish can slip between the two.
         let state = self.0.read();
-        (state.reports.head(), self.0.inner.reports_tx.subscribe())
+        (state.reports.head(), self.0.reports_tx.subscribe())
     }
 
     fn head(&self) -> u64 {
@@ -568,7 +563,7 @@ impl crate::hub::Feed for AnnouncementFeed {
         let state = self.0.read();
         (
             state.announcement_log.head(),
-            self.0.inner.announcements_tx.subscribe(),
+            self.0.announcements_tx.subscribe(),
         )
     }
 

@@ -30,6 +30,27 @@ impl<T> SeqLog<T> {
         }
     }
 
+    /// A log as a snapshot recorded it. Trimming to `retention` waits for
+    /// the next append.
+    pub fn restore(
+        retention: usize,
+        head: u64,
+        floor: u64,
+        items: impl IntoIterator<Item = (u64, Arc<T>)>,
+    ) -> Self {
+        SeqLog {
+            items: items.into_iter().collect(),
+            head,
+            floor: floor.max(1),
+            retention: retention.max(1),
+        }
+    }
+
+    /// The retained items, oldest first.
+    pub fn items(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.items.values()
+    }
+
     /// The latest sequence assigned, 0 before the first.
     pub fn head(&self) -> u64 {
         self.head

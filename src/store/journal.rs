@@ -1,0 +1,593 @@
+//! The on-disk form of the store: a write-ahead log of mutations in
+//! segments, and snapshots that let old segments go.
+//!
+//! Layout of a data directory:
+//! - `LOCK`: held with an exclusive file lock while a server uses the dir;
+//! - `wal-<first lsn>.log`: segments of log entries, numbered by log
+//!   sequence number (lsn) from 1;
+//! - `snapshot-<lsn>.snap`: the whole state before entry `<lsn>`.
+//!
+//! A log entry is a 20-byte header — payload length (u32), lsn (u64),
+//! CRC32C of the payload (u32), CRC32C of the preceding 16 header bytes
+//! (u32), all little-endian — then the payload: a postcard-encoded
+//! `Mutation`. A snapshot is `TWSNAP01`, lsn (u64), length (u64), CRC32C
+//! (u32), then the postcard-encoded `Snapshot`. Snapshots are written to a
+//! temporary file, fsynced, renamed and the directory fsynced, so a crash
+//! leaves either the old or the new one.
+//!
+//! Recovery loads the newest snapshot and replays the entries after it. A
+//! torn tail (the last entry of the last segment incomplete, or failing its
+//! checksum where it ends the file) is truncated with a warning. Damage
+//! anywhere else stops the start with the file and offset, unless repair
+//! was asked for: then the damaged file is copied aside and cut at the bad
+//! entry, and later segments are moved aside.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::StoreConfig;
+use super::state::{Mutation, Snapshot, State};
+
+const HEADER_LEN: usize = 20;
+const SNAPSHOT_MAGIC: &[u8; 8] = b"TWSNAP01";
+const SNAPSHOT_HEADER_LEN: usize = 8 + 8 + 8 + 4;
+/// Entries larger than this are treated as damage, not allocated.
+const MAX_ENTRY_LEN: u32 = 256 * 1024 * 1024;
+
+/// When the log is flushed to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Before every acknowledgement (group commit shares one fsync among
+    /// the writes that arrive together).
+    Always,
+    /// At most this long after a write; a power loss may lose that window,
+    /// a process crash loses nothing.
+    Interval(Duration),
+    /// Never; the OS decides. A process crash loses nothing.
+    Never,
+}
+
+/// Where and how the store keeps its data.
+#[derive(Debug, Clone)]
+pub struct DurableConfig {
+    pub dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    /// Cut the log at damaged entries instead of refusing to start.
+    pub repair: bool,
+    /// Write a snapshot and start a new segment past this many log bytes.
+    pub segment_bytes: u64,
+    /// Test hook: fail any write that would take the log past this many
+    /// bytes in total, as a full disk would.
+    #[doc(hidden)]
+    pub fail_writes_after: Option<u64>,
+}
+
+impl DurableConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        DurableConfig {
+            dir: dir.into(),
+            fsync: FsyncPolicy::Always,
+            repair: false,
+            segment_bytes: 64 * 1024 * 1024,
+            fail_writes_after: None,
+        }
+    }
+}
+
+/// Why a data directory cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("data directory {dir} is in use by another tradewire process (lock file {lock})")]
+    Locked { dir: PathBuf, lock: PathBuf },
+    #[error(
+        "{file}: damaged log entry at offset {offset}: {reason}; start with --repair to keep the intact prefix (a copy of the file is kept)"
+    )]
+    Corrupt {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn segment_name(first_lsn: u64) -> String {
+    format!("wal-{first_lsn:020}.log")
+}
+
+fn snapshot_name(lsn: u64) -> String {
+    format!("snapshot-{lsn:020}.snap")
+}
+
+/// Files named `<prefix><number><suffix>` in `dir`, sorted by number.
+fn numbered(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, PathBuf)>, OpenError> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(n) = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            found.push((n, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn header(payload: &[u8], lsn: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4..12].copy_from_slice(&lsn.to_le_bytes());
+    h[12..16].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    let header_crc = crc32c::crc32c(&h[0..16]);
+    h[16..20].copy_from_slice(&header_crc.to_le_bytes());
+    h
+}
+
+/// What recovery found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub snapshot_lsn: Option<u64>,
+    pub replayed: u64,
+    /// Bytes cut from a torn tail.
+    pub torn_bytes: u64,
+    /// Files moved aside by repair.
+    pub repaired: Vec<PathBuf>,
+}
+
+enum Scan {
+    /// The segment is intact up to its end.
+    Clean,
+    /// Damage at `offset`; `torn` when it is an unfinished last write.
+    Damaged {
+        offset: u64,
+        torn: bool,
+        reason: String,
+    },
+}
+
+/// Reads a segment's entries, calling `entry` for each intact one.
+fn scan_segment(
+    bytes: &[u8],
+    expect_lsn: &mut u64,
+    last_segment: bool,
+    mut entry: impl FnMut(u64, &[u8]) -> Result<(), String>,
+) -> Scan {
+    let mut offset = 0usize;
+    while offset < bytes.len() {
+        let rest = &bytes[offset..];
+        let damaged = |torn: bool, reason: String| Scan::Damaged {
+            offset: offset as u64,
+            torn,
+            reason,
+        };
+        if rest.len() < HEADER_LEN {
+            return damaged(
+                last_segment,
+                format!("{} bytes of a {HEADER_LEN}-byte header", rest.len()),
+            );
+        }
+        let h = &rest[..HEADER_LEN];
+        let header_crc = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+        if crc32c::crc32c(&h[0..16]) != header_crc {
+            let zero_tail = rest.iter().all(|b| *b == 0);
+            return damaged(last_segment && zero_tail, "header checksum mismatch".into());
+        }
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let lsn = u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]);
+        let payload_crc = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+        if len > MAX_ENTRY_LEN {
+            return damaged(false, format!("entry length {len} is implausible"));
+        }
+        let end = HEADER_LEN + len as usize;
+        if rest.len() < end {
+            return damaged(
+                last_segment,
+                format!(
+                    "entry of {len} bytes cut short at {}",
+                    rest.len() - HEADER_LEN
+                ),
+            );
+        }
+        let payload = &rest[HEADER_LEN..end];
+        if crc32c::crc32c(payload) != payload_crc {
+            let ends_file = rest.len() == end;
+            return damaged(
+                last_segment && ends_file,
+                "payload checksum mismatch".into(),
+            );
+        }
+        if lsn != *expect_lsn {
+            return damaged(
+                false,
+                format!("entry number {lsn} where {} was expected", *expect_lsn),
+            );
+        }
+        if let Err(reason) = entry(lsn, payload) {
+            return damaged(false, reason);
+        }
+        *expect_lsn += 1;
+        offset += end;
+    }
+    Scan::Clean
+}
+
+fn move_aside(path: &Path) -> io::Result<PathBuf> {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let aside = path.with_extension(format!("damaged-{stamp}"));
+    fs::copy(path, &aside)?;
+    Ok(aside)
+}
+
+fn read_snapshot(path: &Path, lsn: u64) -> Result<Snapshot, OpenError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io_err(path))?;
+    let corrupt = |reason: &str| OpenError::Corrupt {
+        file: path.to_owned(),
+        offset: 0,
+        reason: reason.to_owned(),
+    };
+    if bytes.len() < SNAPSHOT_HEADER_LEN || &bytes[0..8] != SNAPSHOT_MAGIC {
+        return Err(corrupt("not a tradewire snapshot"));
+    }
+    let stored_lsn = u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| corrupt("header"))?);
+    let len = u64::from_le_bytes(bytes[16..24].try_into().map_err(|_| corrupt("header"))?);
+    let crc = u32::from_le_bytes(bytes[24..28].try_into().map_err(|_| corrupt("header"))?);
+    let body = &bytes[SNAPSHOT_HEADER_LEN..];
+    if stored_lsn != lsn || body.len() as u64 != len || crc32c::crc32c(body) != crc {
+        return Err(corrupt("snapshot checksum or length mismatch"));
+    }
+    postcard::from_bytes(body).map_err(|e| corrupt(&format!("snapshot does not decode: {e}")))
+}
+
+/// An open data directory: the lock, the segment being written, and the
+/// next lsn.
+#[derive(Debug)]
+pub struct Journal {
+    config: DurableConfig,
+    _lock: File,
+    segment: File,
+    segment_len: u64,
+    /// Entries appended but not yet written to the file.
+    pending: Vec<u8>,
+    next_lsn: u64,
+    total_written: u64,
+    last_sync: Instant,
+    unsynced: bool,
+}
+
+impl Journal {
+    /// Locks `config.dir`, rebuilds the state from it, and opens the log for
+    /// appending.
+    pub fn open(
+        config: DurableConfig,
+        store: &StoreConfig,
+    ) -> Result<(Journal, State, Recovery), OpenError> {
+        let dir = config.dir.clone();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(OpenError::Locked {
+                dir,
+                lock: lock_path,
+            });
+        }
+
+        let (state, recovery, tail) = load(&config, store)?;
+        let journal = Journal {
+            config,
+            _lock: lock,
+            segment: tail.segment,
+            segment_len: tail.segment_len,
+            pending: Vec::new(),
+            next_lsn: tail.next_lsn,
+            total_written: 0,
+            last_sync: Instant::now(),
+            unsynced: false,
+        };
+        Ok((journal, state, recovery))
+    }
+
+    /// The state as the files on disk hold it now: what recovery after a
+    /// crash here would see. Used after a failed commit.
+    pub fn reload(&self, store: &StoreConfig) -> Result<State, OpenError> {
+        let config = DurableConfig {
+            repair: false,
+            ..self.config.clone()
+        };
+        load(&config, store).map(|(state, _, _)| state)
+    }
+
+    /// Queues a mutation as the next entry; nothing reaches the file until
+    /// `commit`.
+    pub fn append(&mut self, mutation: &Mutation) -> io::Result<()> {
+        let payload = postcard::to_stdvec(mutation).map_err(io::Error::other)?;
+        self.pending
+            .extend_from_slice(&header(&payload, self.next_lsn));
+        self.pending.extend_from_slice(&payload);
+        self.next_lsn += 1;
+        Ok(())
+    }
+
+    /// The lsn to return to if the next commit fails.
+    pub fn mark(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// Writes the queued entries and syncs them as the policy says. On
+    /// failure the file is cut back to where it was and the queue emptied:
+    /// nothing of the failed batch stays.
+    pub fn commit(&mut self, mark: u64) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = self.write_pending().and_then(|()| match self.config.fsync {
+            FsyncPolicy::Always => self.sync(),
+            FsyncPolicy::Interval(_) | FsyncPolicy::Never => {
+                self.unsynced = true;
+                Ok(())
+            }
+        });
+        if result.is_err() {
+            self.next_lsn = mark;
+            self.pending.clear();
+            // Best effort: recovery would cut a torn tail anyway.
+            let _ = self.segment.set_len(self.segment_len);
+        }
+        result
+    }
+
+    fn write_pending(&mut self) -> io::Result<()> {
+        let len = self.pending.len() as u64;
+        if let Some(limit) = self.config.fail_writes_after
+            && self.total_written + len > limit
+        {
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "no space left on device (simulated)",
+                ));
+            }
+        }
+        self.segment.write_all(&self.pending)?;
+        self.segment_len += len;
+        self.total_written += len;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.segment.sync_data()?;
+        self.last_sync = Instant::now();
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// For the interval policy: how long until the next sync is due.
+    pub fn sync_due_in(&self) -> Option<Duration> {
+        match self.config.fsync {
+            FsyncPolicy::Interval(every) if self.unsynced => {
+                Some(every.saturating_sub(self.last_sync.elapsed()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Syncs if the interval policy's time has come.
+    pub fn sync_if_due(&mut self) -> io::Result<()> {
+        match self.sync_due_in() {
+            Some(wait) if wait.is_zero() => self.sync(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the segment is big enough for a snapshot.
+    pub fn wants_snapshot(&self) -> bool {
+        self.segment_len >= self.config.segment_bytes
+    }
+
+    /// Writes a snapshot of `state` (which must include every entry before
+    /// `next_lsn`), starts a new segment, then drops what the snapshot
+    /// covers.
+    pub fn snapshot(&mut self, state: &State) -> io::Result<()> {
+        let lsn = self.next_lsn;
+        let dir = self.config.dir.clone();
+        // The current segment must be durable before the snapshot makes it
+        // redundant, and the new segment must exist before old ones go.
+        self.sync()?;
+        let body = postcard::to_stdvec(&state.snapshot()).map_err(io::Error::other)?;
+        let tmp = dir.join(format!("{}.tmp", snapshot_name(lsn)));
+        {
+            let mut file = File::create(&tmp)?;
+            file.write_all(SNAPSHOT_MAGIC)?;
+            file.write_all(&lsn.to_le_bytes())?;
+            file.write_all(&(body.len() as u64).to_le_bytes())?;
+            file.write_all(&crc32c::crc32c(&body).to_le_bytes())?;
+            file.write_all(&body)?;
+            file.sync_all()?;
+        }
+        fs::rename(&tmp, dir.join(snapshot_name(lsn)))?;
+        let new_path = dir.join(segment_name(lsn));
+        let new_segment = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&new_path)?;
+        sync_dir(&dir)?;
+        self.segment = new_segment;
+        self.segment_len = 0;
+        let stale = |n: u64| n < lsn;
+        for (n, path) in numbered(&dir, "wal-", ".log").map_err(io::Error::other)? {
+            if stale(n) {
+                fs::remove_file(path)?;
+            }
+        }
+        for (n, path) in numbered(&dir, "snapshot-", ".snap").map_err(io::Error::other)? {
+            if stale(n) {
+                fs::remove_file(path)?;
+            }
+        }
+        sync_dir(&dir)?;
+        tracing::info!(
+            lsn,
+            bytes = body.len(),
+            "snapshot written; older log segments dropped"
+        );
+        Ok(())
+    }
+}
+
+/// Where appending continues after a load.
+struct Tail {
+    segment: File,
+    segment_len: u64,
+    next_lsn: u64,
+}
+
+/// Rebuilds the state from the newest snapshot and the log after it,
+/// cutting a torn tail (and, with repair, damage).
+fn load(config: &DurableConfig, store: &StoreConfig) -> Result<(State, Recovery, Tail), OpenError> {
+    let dir = config.dir.clone();
+    let mut recovery = Recovery::default();
+    let snapshots = numbered(&dir, "snapshot-", ".snap")?;
+    let (mut state, mut next_lsn) = match snapshots.last() {
+        Some((lsn, path)) => {
+            recovery.snapshot_lsn = Some(*lsn);
+            (State::restore(read_snapshot(path, *lsn)?, store), *lsn)
+        }
+        None => (State::new(store), 1),
+    };
+    let snapshot_lsn = next_lsn;
+
+    let segments = numbered(&dir, "wal-", ".log")?;
+    let mut expect = segments
+        .first()
+        .map_or(next_lsn, |(first, _)| *first)
+        .min(next_lsn);
+    let mut cut_from: Option<usize> = None;
+    for (i, (first, path)) in segments.iter().enumerate() {
+        if *first != expect {
+            let reason = format!("segment starts at entry {first}, expected {expect}");
+            if !config.repair {
+                return Err(OpenError::Corrupt {
+                    file: path.clone(),
+                    offset: 0,
+                    reason,
+                });
+            }
+            cut_from = Some(i);
+            break;
+        }
+        let bytes = fs::read(path).map_err(io_err(path))?;
+        let last = i + 1 == segments.len();
+        let scan = scan_segment(&bytes, &mut expect, last, |lsn, payload| {
+            if lsn < snapshot_lsn {
+                return Ok(());
+            }
+            let mutation: Mutation =
+                postcard::from_bytes(payload).map_err(|e| format!("entry does not decode: {e}"))?;
+            state.apply(mutation);
+            recovery.replayed += 1;
+            Ok(())
+        });
+        if let Scan::Damaged {
+            offset,
+            torn,
+            reason,
+        } = scan
+        {
+            if torn {
+                recovery.torn_bytes = bytes.len() as u64 - offset;
+                tracing::warn!(
+                    file = %path.display(), offset, dropped_bytes = recovery.torn_bytes, %reason,
+                    "truncating a torn tail of the log"
+                );
+            } else if config.repair {
+                recovery
+                    .repaired
+                    .push(move_aside(path).map_err(io_err(path))?);
+                tracing::warn!(
+                    file = %path.display(), offset, dropped_bytes = bytes.len() as u64 - offset, %reason,
+                    "repair: cutting the log at a damaged entry; a copy of the file is kept"
+                );
+                cut_from = Some(i + 1);
+            } else {
+                return Err(OpenError::Corrupt {
+                    file: path.clone(),
+                    offset,
+                    reason,
+                });
+            }
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io_err(path))?;
+            file.set_len(offset).map_err(io_err(path))?;
+            file.sync_all().map_err(io_err(path))?;
+            if !torn {
+                break;
+            }
+        }
+    }
+    if let Some(from) = cut_from {
+        for (_, path) in &segments[from..] {
+            let aside = path.with_extension(format!(
+                "damaged-{}",
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            ));
+            fs::rename(path, &aside).map_err(io_err(path))?;
+            recovery.repaired.push(aside);
+        }
+    }
+    next_lsn = next_lsn.max(expect);
+
+    // Append to the last intact segment, or start one.
+    let intact = &segments[..cut_from.unwrap_or(segments.len())];
+    let segment_path = match intact.last() {
+        Some((_, path)) => path.clone(),
+        None => dir.join(segment_name(next_lsn)),
+    };
+    let segment = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&segment_path)
+        .map_err(io_err(&segment_path))?;
+    let segment_len = segment.metadata().map_err(io_err(&segment_path))?.len();
+    sync_dir(&dir).map_err(io_err(&dir))?;
+    let tail = Tail {
+        segment,
+        segment_len,
+        next_lsn,
+    };
+    Ok((state, recovery, tail))
+}

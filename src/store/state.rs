@@ -1,0 +1,532 @@
+//! The store's state and the only code that changes it.
+//!
+//! `State::execute` checks a `Command` against the state and turns it into
+//! a `Mutation` (assigning ids, sequences and times) without changing
+//! anything a reader can see. `State::apply` makes a mutation's changes and
+//! cannot fail. The journal logs a mutation between the two, and recovery
+//! replays logged mutations through the same `apply`, so a restarted store
+//! is the store that acknowledged them.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use super::index::{AnnouncementIndex, TradeIndex};
+use super::seqlog::SeqLog;
+use super::{RequestKey, StoreConfig};
+use crate::domain::record::RecordKey;
+use crate::domain::{Announcement, ExportReport, TradeRecord};
+use crate::error::{Error, Result};
+
+/// A write as a client asked for it.
+#[derive(Debug)]
+pub enum Command {
+    CreateTradeRecords {
+        records: Vec<TradeRecord>,
+        request: Option<RequestKey>,
+    },
+    DeleteTradeRecord(Ulid),
+    CreateAnnouncement {
+        announcement: Announcement,
+        request: Option<RequestKey>,
+    },
+    DeleteAnnouncement(Ulid),
+    PublishExportReport {
+        report: ExportReport,
+        request: Option<RequestKey>,
+    },
+    MarkDemoLoaded,
+}
+
+/// A checked write with everything assigned: what the journal logs and
+/// `apply` performs. Deterministic: applying it twice to equal states gives
+/// equal states.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Mutation {
+    TradeRecordsCreated {
+        records: Vec<TradeRecord>,
+        request: Option<RequestKey>,
+    },
+    TradeRecordDeleted(Ulid),
+    AnnouncementCreated {
+        announcement: Announcement,
+        request: Option<RequestKey>,
+    },
+    AnnouncementDeleted(Ulid),
+    ExportReportPublished {
+        report: ExportReport,
+        /// Records for the report's figures that did not exist yet.
+        new_records: Vec<TradeRecord>,
+        request: Option<RequestKey>,
+    },
+    DemoLoaded,
+}
+
+/// What a write returns to its caller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Outcome {
+    TradeRecords(Vec<Arc<TradeRecord>>),
+    Announcement(Arc<Announcement>),
+    ExportReport(Arc<ExportReport>),
+    Done,
+}
+
+/// The result of `execute`.
+#[derive(Debug)]
+pub enum Executed {
+    /// A retry of a remembered request: its first outcome, nothing to do.
+    Repeat(Outcome),
+    Mutate(Box<Mutation>),
+}
+
+fn mutate(mutation: Mutation) -> Executed {
+    Executed::Mutate(Box::new(mutation))
+}
+
+/// What `apply` asks to broadcast to subscribers.
+#[derive(Debug, Clone)]
+pub enum Published {
+    ExportReport(Arc<ExportReport>),
+    Announcement(Arc<Announcement>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Operation {
+    CreateTradeRecords,
+    CreateAnnouncement,
+    PublishExportReport,
+}
+
+/// Remembered outcomes of requests that carried a request id, oldest first
+/// out once `capacity` is reached.
+#[derive(Debug, Default)]
+struct RequestLog {
+    outcomes: HashMap<(Operation, String), (u64, Outcome)>,
+    order: VecDeque<(Operation, String)>,
+    capacity: usize,
+}
+
+impl RequestLog {
+    /// The earlier outcome for this key, or None if it is new.
+    fn lookup(&self, op: Operation, key: Option<&RequestKey>) -> Result<Option<Outcome>> {
+        let Some(key) = key else { return Ok(None) };
+        match self.outcomes.get(&(op, key.request_id.clone())) {
+            None => Ok(None),
+            Some((fingerprint, outcome)) if *fingerprint == key.fingerprint => {
+                Ok(Some(outcome.clone()))
+            }
+            Some(_) => Err(Error::AlreadyExists(format!(
+                "request_id {:?} was already used for a different request",
+                key.request_id
+            ))),
+        }
+    }
+
+    fn remember(&mut self, op: Operation, key: Option<&RequestKey>, outcome: &Outcome) {
+        let Some(key) = key else { return };
+        let entry = (op, key.request_id.clone());
+        self.outcomes
+            .insert(entry.clone(), (key.fingerprint, outcome.clone()));
+        self.order.push_back(entry);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.outcomes.remove(&old);
+            }
+        }
+    }
+}
+
+/// Everything a snapshot holds; the rest of the state is derived from it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    records: Vec<Arc<TradeRecord>>,
+    announcements: Vec<Arc<Announcement>>,
+    announcement_head: u64,
+    announcement_floor: u64,
+    reports: Vec<Arc<ExportReport>>,
+    report_head: u64,
+    report_floor: u64,
+    requests: Vec<(Operation, String, u64, Outcome)>,
+    last_id: Ulid,
+    demo_loaded: bool,
+}
+
+pub struct State {
+    ids: ulid::Generator,
+    /// The greatest id ever assigned; new ids are always above it, also
+    /// after a restart on a clock that went backwards.
+    last_id: Ulid,
+    pub(super) records: BTreeMap<Ulid, Arc<TradeRecord>>,
+    pub(super) record_index: TradeIndex<Ulid>,
+    record_keys: HashMap<RecordKey, Ulid>,
+    /// How many reports and announcements refer to each record.
+    record_refs: HashMap<Ulid, usize>,
+    pub(super) announcements: BTreeMap<Ulid, Arc<Announcement>>,
+    pub(super) announcement_index: AnnouncementIndex<Ulid>,
+    pub(super) announcement_log: SeqLog<Announcement>,
+    pub(super) reports: SeqLog<ExportReport>,
+    pub(super) report_ids: HashMap<Ulid, u64>,
+    pub(super) report_index: TradeIndex<u64>,
+    requests: RequestLog,
+    pub(super) demo_loaded: bool,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("records", &self.records.len())
+            .field("announcements", &self.announcements.len())
+            .field("reports", &self.reports.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn not_found(kind: &'static str, id: Ulid) -> Error {
+    Error::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+impl State {
+    pub fn new(config: &StoreConfig) -> State {
+        State {
+            ids: ulid::Generator::new(),
+            last_id: Ulid::nil(),
+            records: BTreeMap::new(),
+            record_index: TradeIndex::default(),
+            record_keys: HashMap::new(),
+            record_refs: HashMap::new(),
+            announcements: BTreeMap::new(),
+            announcement_index: AnnouncementIndex::default(),
+            announcement_log: SeqLog::new(config.report_retention),
+            reports: SeqLog::new(config.report_retention),
+            report_ids: HashMap::new(),
+            report_index: TradeIndex::default(),
+            requests: RequestLog {
+                capacity: config.request_id_capacity,
+                ..RequestLog::default()
+            },
+            demo_loaded: false,
+        }
+    }
+
+    fn next_id(&mut self) -> Result<Ulid> {
+        let generated = self
+            .ids
+            .generate()
+            .map_err(|e| Error::Internal(format!("id generator: {e}")))?;
+        let id = if generated > self.last_id {
+            generated
+        } else {
+            self.last_id
+                .increment()
+                .ok_or_else(|| Error::Internal("id space exhausted".into()))?
+        };
+        self.last_id = id;
+        Ok(id)
+    }
+
+    /// Checks `command` and builds its mutation. Changes nothing a reader
+    /// can see (only the id generator moves).
+    pub fn execute(&mut self, command: Command) -> Result<Executed> {
+        match command {
+            Command::CreateTradeRecords {
+                mut records,
+                request,
+            } => {
+                let op = Operation::CreateTradeRecords;
+                if let Some(done) = self.requests.lookup(op, request.as_ref())? {
+                    return Ok(Executed::Repeat(done));
+                }
+                let now = SystemTime::now();
+                for record in &mut records {
+                    record.id = self.next_id()?;
+                    record.create_time = now;
+                }
+                Ok(mutate(Mutation::TradeRecordsCreated { records, request }))
+            }
+            Command::DeleteTradeRecord(id) => {
+                if !self.records.contains_key(&id) {
+                    return Err(not_found("trade record", id));
+                }
+                if let Some(refs) = self.record_refs.get(&id) {
+                    return Err(Error::FailedPrecondition(format!(
+                        "trade record {id} is referred to by {refs} export report(s) or announcement(s)"
+                    )));
+                }
+                Ok(mutate(Mutation::TradeRecordDeleted(id)))
+            }
+            Command::CreateAnnouncement {
+                mut announcement,
+                request,
+            } => {
+                let op = Operation::CreateAnnouncement;
+                if let Some(done) = self.requests.lookup(op, request.as_ref())? {
+                    return Ok(Executed::Repeat(done));
+                }
+                for (i, id) in announcement.related_trade_record_ids.iter().enumerate() {
+                    if !self.records.contains_key(id) {
+                        return Err(Error::invalid(
+                            format!("announcement.related_trade_record_ids[{i}]"),
+                            format!("no trade record with id {id}"),
+                        ));
+                    }
+                }
+                announcement.id = self.next_id()?;
+                announcement.sequence = self.announcement_log.next_sequence();
+                announcement.create_time = SystemTime::now();
+                Ok(mutate(Mutation::AnnouncementCreated {
+                    announcement,
+                    request,
+                }))
+            }
+            Command::DeleteAnnouncement(id) => {
+                if !self.announcements.contains_key(&id) {
+                    return Err(not_found("announcement", id));
+                }
+                Ok(mutate(Mutation::AnnouncementDeleted(id)))
+            }
+            Command::PublishExportReport {
+                mut report,
+                request,
+            } => {
+                let op = Operation::PublishExportReport;
+                if let Some(done) = self.requests.lookup(op, request.as_ref())? {
+                    return Ok(Executed::Repeat(done));
+                }
+                let now = SystemTime::now();
+                report.id = self.next_id()?;
+                report.sequence = self.reports.next_sequence();
+                report.publish_time = now;
+                let (current, baseline) = report.figures();
+                let mut new_records: Vec<TradeRecord> = Vec::new();
+                let mut link =
+                    |state: &mut State, figure: Option<TradeRecord>| -> Result<Option<Ulid>> {
+                        let Some(mut figure) = figure else {
+                            return Ok(None);
+                        };
+                        let key = figure.key();
+                        if let Some(id) = state.record_keys.get(&key) {
+                            return Ok(Some(*id));
+                        }
+                        if let Some(fresh) = new_records.iter().find(|r| r.key() == key) {
+                            return Ok(Some(fresh.id));
+                        }
+                        figure.id = state.next_id()?;
+                        figure.create_time = now;
+                        let id = figure.id;
+                        new_records.push(figure);
+                        Ok(Some(id))
+                    };
+                report.trade_record_id = link(self, current)?;
+                report.baseline_trade_record_id = link(self, baseline)?;
+                Ok(mutate(Mutation::ExportReportPublished {
+                    report,
+                    new_records,
+                    request,
+                }))
+            }
+            Command::MarkDemoLoaded => Ok(mutate(Mutation::DemoLoaded)),
+        }
+    }
+
+    /// Makes a mutation's changes. Never fails, never panics.
+    pub fn apply(&mut self, mutation: Mutation) -> (Outcome, Option<Published>) {
+        match mutation {
+            Mutation::TradeRecordsCreated { records, request } => {
+                let stored: Vec<Arc<TradeRecord>> = records
+                    .into_iter()
+                    .map(|record| {
+                        let record = Arc::new(record);
+                        self.insert_record(Arc::clone(&record));
+                        record
+                    })
+                    .collect();
+                let outcome = Outcome::TradeRecords(stored);
+                self.requests
+                    .remember(Operation::CreateTradeRecords, request.as_ref(), &outcome);
+                (outcome, None)
+            }
+            Mutation::TradeRecordDeleted(id) => {
+                if let Some(record) = self.records.remove(&id) {
+                    self.record_index.remove(id, record.as_ref());
+                    let key = record.key();
+                    if self.record_keys.get(&key) == Some(&id) {
+                        self.record_keys.remove(&key);
+                    }
+                }
+                (Outcome::Done, None)
+            }
+            Mutation::AnnouncementCreated {
+                announcement,
+                request,
+            } => {
+                let announcement = Arc::new(announcement);
+                self.insert_announcement(Arc::clone(&announcement));
+                // Falling off the replay log does not delete an announcement.
+                self.announcement_log
+                    .append(announcement.sequence, Arc::clone(&announcement));
+                let outcome = Outcome::Announcement(Arc::clone(&announcement));
+                self.requests
+                    .remember(Operation::CreateAnnouncement, request.as_ref(), &outcome);
+                (outcome, Some(Published::Announcement(announcement)))
+            }
+            Mutation::AnnouncementDeleted(id) => {
+                if let Some(announcement) = self.announcements.remove(&id) {
+                    self.announcement_index.remove(id, announcement.as_ref());
+                    self.announcement_log.remove(announcement.sequence);
+                    for record in &announcement.related_trade_record_ids {
+                        self.release_record(*record);
+                    }
+                }
+                (Outcome::Done, None)
+            }
+            Mutation::ExportReportPublished {
+                report,
+                new_records,
+                request,
+            } => {
+                for record in new_records {
+                    self.insert_record(Arc::new(record));
+                }
+                let report = Arc::new(report);
+                self.insert_report(Arc::clone(&report));
+                let outcome = Outcome::ExportReport(Arc::clone(&report));
+                self.requests
+                    .remember(Operation::PublishExportReport, request.as_ref(), &outcome);
+                (outcome, Some(Published::ExportReport(report)))
+            }
+            Mutation::DemoLoaded => {
+                self.demo_loaded = true;
+                (Outcome::Done, None)
+            }
+        }
+    }
+
+    fn insert_record(&mut self, record: Arc<TradeRecord>) {
+        self.last_id = self.last_id.max(record.id);
+        self.record_index.insert(record.id, record.as_ref());
+        self.record_keys.entry(record.key()).or_insert(record.id);
+        self.records.insert(record.id, record);
+    }
+
+    fn insert_announcement(&mut self, announcement: Arc<Announcement>) {
+        self.last_id = self.last_id.max(announcement.id);
+        for id in &announcement.related_trade_record_ids {
+            *self.record_refs.entry(*id).or_default() += 1;
+        }
+        self.announcement_index
+            .insert(announcement.id, announcement.as_ref());
+        self.announcements.insert(announcement.id, announcement);
+    }
+
+    fn insert_report(&mut self, report: Arc<ExportReport>) {
+        self.index_report(&report);
+        let evicted = self.reports.append(report.sequence, report);
+        for old in evicted {
+            self.forget_report(&old);
+        }
+    }
+
+    /// Everything about a report but its place in the log.
+    fn index_report(&mut self, report: &ExportReport) {
+        self.last_id = self.last_id.max(report.id);
+        for id in [report.trade_record_id, report.baseline_trade_record_id]
+            .into_iter()
+            .flatten()
+        {
+            *self.record_refs.entry(id).or_default() += 1;
+        }
+        self.report_ids.insert(report.id, report.sequence);
+        self.report_index.insert(report.sequence, report);
+    }
+
+    fn release_record(&mut self, id: Ulid) {
+        if let Some(refs) = self.record_refs.get_mut(&id) {
+            *refs -= 1;
+            if *refs == 0 {
+                self.record_refs.remove(&id);
+            }
+        }
+    }
+
+    fn forget_report(&mut self, report: &ExportReport) {
+        self.report_ids.remove(&report.id);
+        self.report_index.remove(report.sequence, report);
+        for id in [report.trade_record_id, report.baseline_trade_record_id]
+            .into_iter()
+            .flatten()
+        {
+            self.release_record(id);
+        }
+    }
+
+    /// Everything needed to rebuild this state.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            records: self.records.values().cloned().collect(),
+            announcements: self.announcements.values().cloned().collect(),
+            announcement_head: self.announcement_log.head(),
+            announcement_floor: self.announcement_log.oldest_retained(),
+            reports: self.reports.items().cloned().collect(),
+            report_head: self.reports.head(),
+            report_floor: self.reports.oldest_retained(),
+            requests: self
+                .requests
+                .order
+                .iter()
+                .filter_map(|key| {
+                    let (fingerprint, outcome) = self.requests.outcomes.get(key)?;
+                    Some((key.0, key.1.clone(), *fingerprint, outcome.clone()))
+                })
+                .collect(),
+            last_id: self.last_id,
+            demo_loaded: self.demo_loaded,
+        }
+    }
+
+    /// The state a snapshot describes, indexes rebuilt.
+    pub fn restore(snapshot: Snapshot, config: &StoreConfig) -> State {
+        let mut state = State::new(config);
+        state.last_id = snapshot.last_id;
+        state.demo_loaded = snapshot.demo_loaded;
+        for record in snapshot.records {
+            state.insert_record(record);
+        }
+        state.announcement_log = SeqLog::restore(
+            config.report_retention,
+            snapshot.announcement_head,
+            snapshot.announcement_floor,
+            snapshot
+                .announcements
+                .iter()
+                .filter(|a| a.sequence >= snapshot.announcement_floor)
+                .map(|a| (a.sequence, Arc::clone(a))),
+        );
+        for announcement in snapshot.announcements {
+            state.insert_announcement(announcement);
+        }
+        for report in &snapshot.reports {
+            state.index_report(report);
+        }
+        // A retention smaller than before trims at the next publication.
+        state.reports = SeqLog::restore(
+            config.report_retention,
+            snapshot.report_head,
+            snapshot.report_floor,
+            snapshot.reports.into_iter().map(|r| (r.sequence, r)),
+        );
+        for (op, request_id, fingerprint, outcome) in snapshot.requests {
+            let key = RequestKey {
+                request_id,
+                fingerprint,
+            };
+            state.requests.remember(op, Some(&key), &outcome);
+        }
+        state
+    }
+}
