@@ -230,3 +230,42 @@ pub fn publish(report: pb::ExportReport) -> pb::PublishExportReportRequest {
 /// A validation case: the field that must be named, and how to break a
 /// valid message so that it is.
 pub type Case<T> = (&'static str, Box<dyn Fn(&mut T)>);
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("tradewire-{tag}-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server config whose store lives in `dir`.
+pub fn durable(dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.store.durable = Some(tradewire::store::DurableConfig::new(dir));
+    config
+}
+
+/// The log segments in a data directory, oldest first.
+pub fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .expect("read data dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    found.sort();
+    found
+}
