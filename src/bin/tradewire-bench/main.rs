@@ -1,0 +1,189 @@
+//! `tradewire-bench`: the load tool. Each mode starts the servers it
+//! measures as child processes on loopback, pinned to their own core, and
+//! prints one table (optionally also as JSON). A run with errors, losses or
+//! duplicates is refused, not reported.
+
+mod durability;
+mod fanout;
+mod floor;
+mod load;
+mod proc;
+mod sample;
+mod scale;
+mod servers;
+mod table;
+mod unary;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use servers::BenchError;
+use table::Table;
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks tradewire against bare-tonic floors on this machine")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+    /// Also write the tables as JSON to this file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    /// Seconds-long runs with small counts, to prove the tool works (CI).
+    #[arg(long, global = true)]
+    smoke: bool,
+    /// Seconds per measured run.
+    #[arg(long, global = true)]
+    duration: Option<f64>,
+    /// Connections for unary load.
+    #[arg(long, global = true, default_value_t = 4)]
+    connections: usize,
+    /// Calls in flight per connection for unary load.
+    #[arg(long, global = true, default_value_t = 16)]
+    in_flight: usize,
+    /// Subscribers for fanout.
+    #[arg(long, global = true)]
+    subscribers: Option<usize>,
+    /// Connections the fanout subscribers share.
+    #[arg(long, global = true)]
+    fanout_connections: Option<usize>,
+    /// Reports published per second in fanout.
+    #[arg(long, global = true)]
+    rate: Option<f64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// GetTradeRecord, filtered List, Create: tradewire against the floor.
+    Unary,
+    /// Subscribers and a publisher: tradewire against the broadcast floor.
+    Fanout,
+    /// Filtered List at 10k and 1M records; memory per record.
+    Scale,
+    /// Write throughput under each fsync policy at 1, 16 and 64 writers.
+    Durability,
+    /// Every mode in turn.
+    All,
+    #[command(hide = true)]
+    FloorUnary {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    #[command(hide = true)]
+    FloorFanout {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+/// Settings shared by the modes.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub smoke: bool,
+    pub duration: Duration,
+    pub connections: usize,
+    pub in_flight: usize,
+    pub subscribers: usize,
+    pub fanout_connections: usize,
+    pub rate: f64,
+    pub server_core: Option<usize>,
+}
+
+async fn run(cli: Cli) -> Result<Vec<Table>, BenchError> {
+    let two_cores = proc::cores() >= 2;
+    // Server on core 0 (taskset), load generator on core 1.
+    let server_core = two_cores.then_some(0);
+    if two_cores && !proc::pin_self(1) {
+        eprintln!("warning: could not pin the load generator to core 1");
+    }
+    let opts = Opts {
+        smoke: cli.smoke,
+        duration: Duration::from_secs_f64(cli.duration.unwrap_or(if cli.smoke {
+            1.0
+        } else {
+            10.0
+        })),
+        connections: cli.connections,
+        in_flight: cli.in_flight,
+        subscribers: cli
+            .subscribers
+            .unwrap_or(if cli.smoke { 50 } else { 10_000 }),
+        fanout_connections: cli
+            .fanout_connections
+            .unwrap_or(if cli.smoke { 2 } else { 100 }),
+        rate: cli.rate.unwrap_or(if cli.smoke { 50.0 } else { 100.0 }),
+        server_core,
+    };
+    let mut tables = Vec::new();
+    let modes = match cli.mode {
+        Mode::All => vec!["unary", "fanout", "scale", "durability"],
+        Mode::Unary => vec!["unary"],
+        Mode::Fanout => vec!["fanout"],
+        Mode::Scale => vec!["scale"],
+        Mode::Durability => vec!["durability"],
+        Mode::FloorUnary { .. } | Mode::FloorFanout { .. } => unreachable!("handled in main"),
+    };
+    for mode in modes {
+        let table = match mode {
+            "unary" => unary::run(&opts).await?,
+            "fanout" => fanout::run(&opts).await?,
+            "scale" => scale::run(&opts).await?,
+            _ => durability::run(&opts).await?,
+        };
+        table.print();
+        tables.push(table);
+    }
+    Ok(tables)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let floor = match &cli.mode {
+        Mode::FloorUnary { listen } => Some(("unary", *listen)),
+        Mode::FloorFanout { listen } => Some(("fanout", *listen)),
+        _ => None,
+    };
+    let result = match floor {
+        // Floor servers use every core they are given, as tradewire does.
+        Some((kind, listen)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(BenchError::from)
+            .and_then(|rt| {
+                rt.block_on(async move {
+                    if kind == "unary" {
+                        floor::serve_unary(listen).await
+                    } else {
+                        floor::serve_fanout(listen).await
+                    }
+                })
+            })
+            .map(|()| Vec::new()),
+        // The load generator runs on one thread, on its own core.
+        None => {
+            let json = cli.json.clone();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(BenchError::from)
+                .and_then(|rt| rt.block_on(run(cli)))
+                .and_then(|tables| {
+                    if let Some(path) = json {
+                        let all: Vec<_> = tables.iter().map(Table::to_json).collect();
+                        std::fs::write(&path, serde_json::to_string_pretty(&all)?)?;
+                    }
+                    Ok(tables)
+                })
+        }
+    };
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tradewire-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
