@@ -33,9 +33,11 @@ pub fn histogram() -> Histogram<u64> {
 }
 
 /// Runs `in_flight` loops on each channel for `duration`; each loop issues
-/// a call, waits for it, and issues the next. With `rate` set, loops
-/// instead start calls on a fixed schedule and latency counts from the
-/// scheduled start, so a slow server cannot hide its queueing.
+/// a call, waits for it, and issues the next. With `rate` set, a pacer
+/// thread releases permits evenly (every 100 µs, with the OS timer's
+/// precision rather than tokio's millisecond one), each loop takes a permit
+/// before each call. A schedule the server cannot keep shows as an achieved
+/// rate below the target.
 pub async fn run<F, Fut>(
     channels: &[Channel],
     in_flight: usize,
@@ -52,29 +54,40 @@ where
     let merged = Arc::new(Mutex::new((histogram(), 0u64, 0u64, None::<String>)));
     let started = Instant::now();
     let deadline = started + duration;
-    let interval = rate.map(|r| Duration::from_secs_f64(loops as f64 / r));
+    let permits = rate.map(|rate| {
+        let permits = Arc::new(tokio::sync::Semaphore::new(0));
+        let released = Arc::clone(&permits);
+        std::thread::spawn(move || {
+            let mut granted = 0u64;
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(100));
+                let due = (started.elapsed().as_secs_f64() * rate) as u64;
+                released.add_permits((due - granted) as usize);
+                granted = due;
+            }
+            // Wake every loop so it sees the deadline.
+            released.close();
+        });
+        permits
+    });
     let mut tasks = Vec::new();
     for i in 0..loops {
         let channel = channels[i % channels.len()].clone();
         let call = Arc::clone(&call);
         let merged = Arc::clone(&merged);
+        let permits = permits.clone();
         tasks.push(tokio::spawn(async move {
             let mut hist = histogram();
             let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
             let mut n = i as u64;
-            // Spread open-loop starts over one interval.
-            let mut next = Instant::now()
-                + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(i as f64 / loops as f64));
             while Instant::now() < deadline {
-                let start = match interval {
-                    Some(iv) => {
-                        tokio::time::sleep_until(next.into()).await;
-                        let scheduled = next;
-                        next += iv;
-                        scheduled
+                if let Some(permits) = &permits {
+                    match permits.acquire().await {
+                        Ok(permit) => permit.forget(),
+                        Err(_) => break,
                     }
-                    None => Instant::now(),
-                };
+                }
+                let start = Instant::now();
                 match call(channel.clone(), n).await {
                     Ok(()) => ok += 1,
                     Err(status) => {
