@@ -17,14 +17,15 @@
 //! cursor, a broadcast slot position and at most one chunk of `Arc`s.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::Stream;
 use tokio::sync::{broadcast, watch};
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::domain::Sequenced;
 use crate::error::{Error, Result};
@@ -189,6 +190,7 @@ impl Hub {
                 after
             }
         };
+        let heartbeat = heartbeat.unwrap_or(self.inner.config.heartbeat);
         let subscription = Subscription {
             feed,
             matches,
@@ -196,9 +198,11 @@ impl Hub {
             position,
             mode: Mode::Replay { until: head },
             pending: VecDeque::new(),
-            heartbeat: heartbeat.unwrap_or(self.inner.config.heartbeat),
+            heartbeat,
             idle_since: Instant::now(),
+            heartbeat_timer: Box::pin(tokio::time::sleep(heartbeat)),
             shutdown: self.inner.shutdown.clone(),
+            stopping: Box::pin(self.inner.shutdown.clone().cancelled_owned()),
             done: false,
             slot,
         };
@@ -242,7 +246,13 @@ struct Subscription<F: Feed, M> {
     pending: VecDeque<Arc<F::Item>>,
     heartbeat: Duration,
     idle_since: Instant,
+    /// One timer and one cancellation waiter for the subscription's life:
+    /// re-creating them per delivery would cost timer-wheel and waiter-list
+    /// work on the hottest path. The timer is moved forward lazily, when it
+    /// fires early.
+    heartbeat_timer: Pin<Box<Sleep>>,
     shutdown: CancellationToken,
+    stopping: Pin<Box<WaitForCancellationFutureOwned>>,
     done: bool,
     slot: Slot,
 }
@@ -297,19 +307,30 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
                     }
                 }
                 Mode::Live => {
-                    let deadline = self.idle_since + self.heartbeat;
-                    tokio::select! {
+                    enum Woke<T> {
+                        Stopping,
+                        Received(Result<T, broadcast::error::RecvError>),
+                        Timer,
+                    }
+                    let woke = tokio::select! {
                         biased;
-                        _ = self.shutdown.cancelled() => {}
-                        received = self.live.recv() => match received {
-                            Ok(item) => self.pending.push_back(item),
-                            Err(broadcast::error::RecvError::Lagged(_)) => {
-                                self.catch_up(self.feed.head());
-                            }
-                            Err(broadcast::error::RecvError::Closed) => self.done = true,
-                        },
-                        _ = tokio::time::sleep_until(deadline) => {
-                            if let Some(event) = self.heartbeat_if_idle() {
+                        _ = self.stopping.as_mut() => Woke::Stopping,
+                        received = self.live.recv() => Woke::Received(received),
+                        _ = self.heartbeat_timer.as_mut() => Woke::Timer,
+                    };
+                    match woke {
+                        Woke::Stopping => {}
+                        Woke::Received(Ok(item)) => self.pending.push_back(item),
+                        Woke::Received(Err(broadcast::error::RecvError::Lagged(_))) => {
+                            self.catch_up(self.feed.head());
+                        }
+                        Woke::Received(Err(broadcast::error::RecvError::Closed)) => self.done = true,
+                        Woke::Timer => {
+                            let due = self.idle_since + self.heartbeat;
+                            if Instant::now() < due {
+                                // Something was sent since the timer was set.
+                                self.heartbeat_timer.as_mut().reset(due);
+                            } else if let Some(event) = self.heartbeat_if_idle() {
                                 return Some(Ok(event));
                             }
                         }
@@ -349,6 +370,9 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
         }
         self.position = self.position.max(head);
         self.idle_since = Instant::now();
+        self.heartbeat_timer
+            .as_mut()
+            .reset(self.idle_since + self.heartbeat);
         Some(Event::Heartbeat(head))
     }
 }
