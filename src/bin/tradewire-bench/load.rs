@@ -34,9 +34,8 @@ pub fn histogram() -> Histogram<u64> {
 
 /// Runs `in_flight` loops on each channel for `duration`; each loop issues
 /// a call, waits for it, and issues the next. With `rate` set, a pacer
-/// thread releases permits evenly (every 100 µs, with the OS timer's
-/// precision rather than tokio's millisecond one), each loop takes a permit
-/// before each call. A schedule the server cannot keep shows as an achieved
+/// task releases the calls due every millisecond (tokio's timer
+/// resolution) as permits, and each loop takes a permit before each call. A schedule the server cannot keep shows as an achieved
 /// rate below the target.
 pub async fn run<F, Fut>(
     channels: &[Channel],
@@ -57,10 +56,12 @@ where
     let permits = rate.map(|rate| {
         let permits = Arc::new(tokio::sync::Semaphore::new(0));
         let released = Arc::clone(&permits);
-        std::thread::spawn(move || {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut granted = 0u64;
             while Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(100));
+                tick.tick().await;
                 let due = (started.elapsed().as_secs_f64() * rate) as u64;
                 released.add_permits((due - granted) as usize);
                 granted = due;
