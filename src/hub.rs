@@ -203,6 +203,7 @@ impl Hub {
             heartbeat_timer: Box::pin(tokio::time::sleep(heartbeat)),
             shutdown: self.inner.shutdown.clone(),
             stopping: Box::pin(self.inner.shutdown.clone().cancelled_owned()),
+            stop_seen: false,
             done: false,
             slot,
         };
@@ -253,6 +254,8 @@ struct Subscription<F: Feed, M> {
     heartbeat_timer: Pin<Box<Sleep>>,
     shutdown: CancellationToken,
     stopping: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Shutdown was seen; the next event is `UNAVAILABLE`.
+    stop_seen: bool,
     done: bool,
     slot: Slot,
 }
@@ -263,7 +266,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
             if self.done {
                 return None;
             }
-            if self.shutdown.is_cancelled() {
+            if self.stop_seen {
                 self.done = true;
                 return Some(Err(Error::Unavailable {
                     message: format!(
@@ -295,6 +298,11 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
                     }
                 }
                 Mode::Replay { until } | Mode::CatchUp { until } => {
+                    // Checked per chunk: the token's check takes a lock.
+                    if self.shutdown.is_cancelled() {
+                        self.stop_seen = true;
+                        continue;
+                    }
                     match self.feed.read_after(self.position, CHUNK) {
                         // Nothing retained above the cursor: the rest up to
                         // `until` was deleted.
@@ -314,17 +322,19 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
                     }
                     let woke = tokio::select! {
                         biased;
-                        _ = self.stopping.as_mut() => Woke::Stopping,
                         received = self.live.recv() => Woke::Received(received),
+                        _ = self.stopping.as_mut() => Woke::Stopping,
                         _ = self.heartbeat_timer.as_mut() => Woke::Timer,
                     };
                     match woke {
-                        Woke::Stopping => {}
+                        Woke::Stopping => self.stop_seen = true,
                         Woke::Received(Ok(item)) => self.pending.push_back(item),
                         Woke::Received(Err(broadcast::error::RecvError::Lagged(_))) => {
                             self.catch_up(self.feed.head());
                         }
-                        Woke::Received(Err(broadcast::error::RecvError::Closed)) => self.done = true,
+                        Woke::Received(Err(broadcast::error::RecvError::Closed)) => {
+                            self.done = true
+                        }
                         Woke::Timer => {
                             let due = self.idle_since + self.heartbeat;
                             if Instant::now() < due {

@@ -205,6 +205,9 @@ struct FanoutResult {
     deliveries_per_sec: f64,
     latency: Histogram<u64>,
     cpu_per_delivery: f64,
+    /// Cores' worth of CPU the server and the load generator used.
+    server_busy: f64,
+    client_busy: f64,
     idle_bytes_per_subscriber: f64,
     published: u64,
 }
@@ -244,6 +247,7 @@ async fn measure(server: &ServerProcess, opts: &Opts) -> Result<FanoutResult, Be
         server.rss_bytes().saturating_sub(rss_before) as f64 / opts.subscribers as f64;
 
     let cpu_before = server.cpu_micros();
+    let client_cpu_before = crate::proc::cpu_micros(std::process::id()).unwrap_or(0);
     let started = Instant::now();
     let mut publisher = ExportReportServiceClient::new(server.connect().await?);
     let interval = Duration::from_secs_f64(1.0 / opts.rate);
@@ -284,6 +288,9 @@ async fn measure(server: &ServerProcess, opts: &Opts) -> Result<FanoutResult, Be
         .map_err(|_| "deliveries did not finish within 60 s of the last publish")??;
     let elapsed = started.elapsed();
     let cpu = server.cpu_micros().saturating_sub(cpu_before);
+    let client_cpu = crate::proc::cpu_micros(std::process::id())
+        .unwrap_or(0)
+        .saturating_sub(client_cpu_before);
     let published = last_sequence + 1 - first_sequence.unwrap_or(1);
     Ok(FanoutResult {
         deliveries,
@@ -292,6 +299,8 @@ async fn measure(server: &ServerProcess, opts: &Opts) -> Result<FanoutResult, Be
         deliveries_per_sec: deliveries as f64 / elapsed.as_secs_f64(),
         latency,
         cpu_per_delivery: cpu as f64 / deliveries.max(1) as f64,
+        server_busy: cpu as f64 / elapsed.as_micros() as f64,
+        client_busy: client_cpu as f64 / elapsed.as_micros() as f64,
         idle_bytes_per_subscriber,
         published,
     })
@@ -312,6 +321,8 @@ pub async fn run(opts: &Opts) -> Result<Table, BenchError> {
             "p50 ms",
             "p99 ms",
             "server cpu us/delivery",
+            "server busy",
+            "client busy",
             "idle KiB/subscriber",
             "efficiency",
         ],
@@ -348,11 +359,14 @@ pub async fn run(opts: &Opts) -> Result<Table, BenchError> {
             json!(r.latency.value_at_quantile(0.5) as f64 / 1000.0),
             json!(r.latency.value_at_quantile(0.99) as f64 / 1000.0),
             json!(r.cpu_per_delivery),
+            json!(r.server_busy),
+            json!(r.client_busy),
             json!(r.idle_bytes_per_subscriber / 1024.0),
             efficiency,
         ]);
     }
     table.note("lost and duplicated are counted by sequence per subscriber; the floor drops laggards by design, tradewire must not.");
+    table.note("server busy, client busy: cores' worth of CPU each process used while publishing and delivering (1.0 = one core saturated).");
     table.note("efficiency = floor server CPU-us per delivery / tradewire server CPU-us per delivery, measured in this run.");
     Ok(table)
 }
