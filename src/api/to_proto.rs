@@ -110,8 +110,8 @@ fn source(s: &Source) -> pb::Source {
 pub fn trade_record(r: &TradeRecord) -> pb::TradeRecord {
     pb::TradeRecord {
         id: r.id.to_string(),
-        exporter: r.exporter.to_string(),
-        importer: r.importer.to_string(),
+        exporter: r.exporter.as_str().to_owned(),
+        importer: r.importer.as_str().to_owned(),
         hs_code: r.hs_code.as_str().to_owned(),
         commodity: r.commodity.clone(),
         period: Some(period(&r.period)),
@@ -141,7 +141,7 @@ pub fn announcement(a: &Announcement) -> pb::Announcement {
         kind: announcement_kind(a.kind),
         headline: a.headline.clone(),
         body: a.body.clone(),
-        countries: a.countries.iter().map(ToString::to_string).collect(),
+        countries: a.countries.iter().map(|c| c.as_str().to_owned()).collect(),
         organizations: a.organizations.clone(),
         people: a.people.iter().map(person).collect(),
         event: a.event.as_ref().map(|e| pb::Event {
@@ -152,7 +152,7 @@ pub fn announcement(a: &Announcement) -> pb::Announcement {
         announced_date: a.announced_date.map(date),
         forecast: a.forecast.as_ref().map(|f| pb::Forecast {
             subject: f.subject.clone(),
-            country: f.country.map(|c| c.to_string()).unwrap_or_default(),
+            country: f.country.map(|c| c.as_str().to_owned()).unwrap_or_default(),
             target: Some(quantity(&f.target)),
             due: Some(match &f.due {
                 Due::ByEndOf(p) => pb::forecast::Due::DuePeriod(period(p)),
@@ -175,8 +175,8 @@ pub fn export_report(r: &ExportReport) -> pb::ExportReport {
         id: r.id.to_string(),
         sequence: r.sequence,
         publish_time: Some(timestamp(r.publish_time)),
-        exporter: r.exporter.to_string(),
-        importer: r.importer.to_string(),
+        exporter: r.exporter.as_str().to_owned(),
+        importer: r.importer.as_str().to_owned(),
         hs_code: r.hs_code.as_str().to_owned(),
         commodity: r.commodity.clone(),
         headline: r.headline.clone(),
