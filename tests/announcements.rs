@@ -294,11 +294,7 @@ async fn invalid_announcements_name_their_fields() {
             .create_announcement(create_announcement(input))
             .await
             .unwrap_err();
-        let fields = violated_fields(&status);
-        assert!(
-            fields.contains(&field.to_string()),
-            "expected {field} in {fields:?}"
-        );
+        assert_names_field(&status, field);
     }
     let bad_filter = pb::AnnouncementFilter {
         kind: 77,

@@ -232,11 +232,7 @@ async fn invalid_reports_name_their_fields() {
             .publish_export_report(publish(input))
             .await
             .unwrap_err();
-        let fields = violated_fields(&status);
-        assert!(
-            fields.contains(&field.to_string()),
-            "expected {field} in {fields:?}"
-        );
+        assert_names_field(&status, field);
     }
     let status = reports
         .publish_export_report(pb::PublishExportReportRequest::default())

@@ -137,6 +137,15 @@ pub fn violated_fields(status: &Status) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that an INVALID_ARGUMENT names `field` among its violations.
+pub fn assert_names_field(status: &Status, field: &str) {
+    let fields = violated_fields(status);
+    assert!(
+        fields.iter().any(|f| f == field),
+        "expected {field} in {fields:?}"
+    );
+}
+
 pub fn usd(units: i64, bound: pb::Bound) -> pb::BoundedMoney {
     pb::BoundedMoney {
         value: Some(pb::Money {
