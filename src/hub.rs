@@ -46,6 +46,8 @@ pub trait Feed: Send + Sync + 'static {
     fn register(&self) -> (u64, broadcast::Receiver<Arc<Self::Item>>);
     /// The latest sequence published.
     fn head(&self) -> u64;
+    /// The oldest sequence still retained for replay.
+    fn oldest_retained(&self) -> u64;
     /// Up to `limit` retained items above `after`, in order.
     fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Self::Item>>, Evicted>;
 }
@@ -178,10 +180,7 @@ impl Hub {
             Start::AfterSequence(after) if after > head => {
                 return Err(Error::OutOfRange {
                     message: format!("after_sequence {after} is beyond the latest sequence {head}"),
-                    oldest_retained: feed
-                        .read_after(head, 0)
-                        .err()
-                        .map_or(0, |e| e.oldest_retained),
+                    oldest_retained: feed.oldest_retained(),
                 });
             }
             Start::AfterSequence(after) => {

@@ -251,6 +251,10 @@ async fn a_resume_point_below_retention_is_out_of_range_with_the_oldest_sequence
         .await
         .unwrap_err();
     assert_eq!(beyond.code(), Code::OutOfRange);
+    assert_eq!(
+        beyond.metadata().get("tradewire-oldest-retained").unwrap(),
+        "6"
+    );
 }
 
 /// A subscriber that stops reading while more than the retained window is

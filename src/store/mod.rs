@@ -551,6 +551,10 @@ impl crate::hub::Feed for ReportFeed {
         self.0.read().reports.head()
     }
 
+    fn oldest_retained(&self) -> u64 {
+        self.0.read().reports.oldest_retained()
+    }
+
     fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<ExportReport>>, Evicted> {
         self.0.read().reports.read_after(after, limit)
     }
@@ -569,6 +573,10 @@ impl crate::hub::Feed for AnnouncementFeed {
 
     fn head(&self) -> u64 {
         self.0.read().announcement_log.head()
+    }
+
+    fn oldest_retained(&self) -> u64 {
+        self.0.read().announcement_log.oldest_retained()
     }
 
     fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Announcement>>, Evicted> {
