@@ -401,6 +401,11 @@ impl Journal {
         }
     }
 
+    /// Syncs whatever is written but not yet synced (at a clean stop).
+    pub fn sync_pending(&mut self) -> io::Result<()> {
+        if self.unsynced { self.sync() } else { Ok(()) }
+    }
+
     /// Syncs if the interval policy's time has come.
     pub fn sync_if_due(&mut self) -> io::Result<()> {
         match self.sync_due_in() {

@@ -434,10 +434,7 @@ fn commit_loop(shared: &Shared, mut journal: journal::Journal, jobs: &mpsc::Rece
     }
     // Everything acknowledged is on disk already under `always`; make the
     // other policies' tail durable at a clean stop.
-    if let Err(error) = journal
-        .commit(journal.mark())
-        .and_then(|()| journal.sync_if_due())
-    {
+    if let Err(error) = journal.sync_pending() {
         tracing::error!(%error, "final log flush failed");
     }
 }
