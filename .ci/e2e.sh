@@ -4,11 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ADDR=127.0.0.1:50561
 WORK=$(mktemp -d)
 LOG="$WORK/server.log"
 cargo build --locked --quiet --bin tradewire
-./target/debug/tradewire serve --demo --listen "$ADDR" --heartbeat-interval 1s --data-dir "$WORK/data" >"$LOG" 2>&1 &
+# Port 0: the server picks a free loopback port and logs it.
+./target/debug/tradewire serve --demo --listen 127.0.0.1:0 --log-format json --heartbeat-interval 1s \
+  --data-dir "$WORK/data" >"$LOG" 2>&1 &
 SERVER=$!
 SUBSCRIBER=
 cleanup() {
@@ -23,12 +24,24 @@ rpc() { grpcurl -plaintext -max-time 10 "$@"; }
 pass=0
 ok() { pass=$((pass + 1)); echo "ok - $*"; }
 
-# Ready when health answers; at most 30 tries, 0.2 s apart.
-for _ in $(seq 30); do
-  if rpc "$ADDR" grpc.health.v1.Health/Check >/dev/null 2>&1; then break; fi
+# The address comes from the "serving" log line; at most 100 tries, 0.1 s apart.
+ADDR=
+for _ in $(seq 100); do
+  ADDR=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        fields = json.loads(line).get("fields", {})
+    except ValueError:
+        continue
+    if fields.get("message") == "serving tradewire.v1":
+        print(fields["local_addr"])
+' "$LOG")
+  [ -n "$ADDR" ] && break
   kill -0 "$SERVER" 2>/dev/null || fail "server exited"
-  sleep 0.2
+  sleep 0.1
 done
+[ -n "$ADDR" ] || fail "server did not log its address"
 
 services=$(rpc "$ADDR" list)
 for s in grpc.health.v1.Health grpc.reflection.v1.ServerReflection grpc.reflection.v1alpha.ServerReflection \
