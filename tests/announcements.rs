@@ -108,6 +108,18 @@ async fn create_get_list_delete_round_trip() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .delete_announcement(pb::DeleteAnnouncementRequest {
+            id: ulid::Ulid::new().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = client
+        .delete_announcement(pb::DeleteAnnouncementRequest { id: "x".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["id"]);
 }
 
 #[tokio::test]
@@ -312,6 +324,24 @@ async fn invalid_announcements_name_their_fields() {
     assert_eq!(
         violated_fields(&status),
         vec!["filter.kind", "filter.country", "filter.text"]
+    );
+    let backwards = pb::AnnouncementFilter {
+        announced_within: Some(pb::DateRange {
+            start: Some(date(2024, 9, 1)),
+            end: Some(date(2024, 8, 1)),
+        }),
+        ..Default::default()
+    };
+    let status = client
+        .list_announcements(pb::ListAnnouncementsRequest {
+            filter: Some(backwards),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        vec!["filter.announced_within.end"]
     );
     assert_eq!(server.app.store().counts().announcements, 0);
 }

@@ -374,6 +374,14 @@ async fn every_validation_rule_names_its_field_and_stores_nothing() {
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&long_id), vec!["request_id"]);
+    let control = client
+        .create_trade_record(pb::CreateTradeRecordRequest {
+            trade_record: Some(record("IRN", "RUS", "8708", 2022, 1)),
+            request_id: "retry\n1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&control), vec!["request_id"]);
 
     assert_eq!(
         server.app.store().counts().trade_records,
@@ -590,6 +598,17 @@ async fn batch_is_all_or_nothing() {
         vec!["requests[1].trade_record.hs_code"]
     );
     assert_eq!(server.app.store().counts().trade_records, 0);
+
+    let mut inner_id = create(record("IRN", "RUS", "8708", 2022, 1));
+    inner_id.request_id = "per-entry".into();
+    let status = client
+        .batch_create_trade_records(pb::BatchCreateTradeRecordsRequest {
+            requests: vec![inner_id],
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["requests[0].request_id"]);
 
     let empty = client
         .batch_create_trade_records(pb::BatchCreateTradeRecordsRequest::default())
