@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use ulid::Ulid;
 
 use super::from_proto::{self as from, Check};
-use super::{fingerprint, page_token, request_key, to_proto};
+use super::{page_token, request_key, to_proto};
 use crate::hub::{Event, Hub};
 use crate::pb::watch_announcements_request::Start;
 use crate::pb::watch_announcements_response::Event as WireEvent;
@@ -67,9 +67,8 @@ impl AnnouncementService for AnnouncementApi {
         let mut check = Check::default();
         let filter = from::announcement_filter(&mut check, "filter", req.filter.as_ref());
         let filter = check.finish(Some(filter))?;
-        let filter_key = fingerprint(&req.filter.unwrap_or_default());
-        let after: Option<Ulid> =
-            page_token::key(page_token::decode(&req.page_token, filter_key)?)?;
+        let (cursor, after) =
+            page_token::Cursor::read::<Ulid>(&req.page_token, &req.filter.unwrap_or_default())?;
         let page = self.store.list_announcements(&filter, after, limit);
         Ok(Response::new(pb::ListAnnouncementsResponse {
             announcements: page
@@ -77,10 +76,7 @@ impl AnnouncementService for AnnouncementApi {
                 .iter()
                 .map(|a| to_proto::announcement(a))
                 .collect(),
-            next_page_token: page
-                .next
-                .map(|k| page_token::encode(&k.to_string(), filter_key))
-                .unwrap_or_default(),
+            next_page_token: cursor.next_token(page.next),
         }))
     }
 

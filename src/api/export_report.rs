@@ -6,7 +6,7 @@ use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::from_proto::{self as from, Check};
-use super::{fingerprint, page_token, request_key, to_proto};
+use super::{page_token, request_key, to_proto};
 use crate::domain::ExportReport;
 use crate::hub::{Event, Hub};
 use crate::pb::subscribe_export_reports_request::Start;
@@ -66,8 +66,8 @@ impl ExportReportService for ExportReportApi {
         let mut check = Check::default();
         let filter = from::trade_filter(&mut check, "filter", req.filter.as_ref());
         let filter = check.finish(Some(filter))?;
-        let filter_key = fingerprint(&req.filter.unwrap_or_default());
-        let after: Option<u64> = page_token::key(page_token::decode(&req.page_token, filter_key)?)?;
+        let (cursor, after) =
+            page_token::Cursor::read::<u64>(&req.page_token, &req.filter.unwrap_or_default())?;
         let page = self.store.list_export_reports(&filter, after, limit);
         Ok(Response::new(pb::ListExportReportsResponse {
             export_reports: page
@@ -75,10 +75,7 @@ impl ExportReportService for ExportReportApi {
                 .iter()
                 .map(|r| to_proto::export_report(r))
                 .collect(),
-            next_page_token: page
-                .next
-                .map(|k| page_token::encode(&k.to_string(), filter_key))
-                .unwrap_or_default(),
+            next_page_token: cursor.next_token(page.next),
         }))
     }
 

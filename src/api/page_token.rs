@@ -2,6 +2,9 @@
 //! of the filter it was listed with. Keys only grow, so a token stays right
 //! while items are written or deleted between pages.
 
+use std::fmt::Display;
+use std::str::FromStr;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -9,12 +12,41 @@ use crate::error::{Error, Result};
 
 const VERSION: &str = "1";
 
-pub fn encode(last_key: &str, filter: u64) -> String {
+/// Where a list request stands: the filter its tokens are tied to.
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor {
+    filter: u64,
+}
+
+impl Cursor {
+    /// Reads a request's `page_token` for a list filtered by `filter` (the
+    /// request's filter message): the cursor, and the key to continue after
+    /// (None on the first page).
+    pub fn read<K: FromStr>(
+        token: &str,
+        filter: &impl prost::Message,
+    ) -> Result<(Cursor, Option<K>)> {
+        let cursor = Cursor {
+            filter: super::fingerprint(filter),
+        };
+        let after = key(decode(token, cursor.filter)?)?;
+        Ok((cursor, after))
+    }
+
+    /// The `next_page_token` for a page whose last key is `next`, or empty
+    /// at the end.
+    pub fn next_token<K: Display>(&self, next: Option<K>) -> String {
+        next.map(|k| encode(&k.to_string(), self.filter))
+            .unwrap_or_default()
+    }
+}
+
+fn encode(last_key: &str, filter: u64) -> String {
     URL_SAFE_NO_PAD.encode(format!("{VERSION}|{last_key}|{filter:016x}"))
 }
 
 /// The key to continue after, or None for the first page.
-pub fn decode(token: &str, filter: u64) -> Result<Option<String>> {
+fn decode(token: &str, filter: u64) -> Result<Option<String>> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -36,7 +68,7 @@ pub fn decode(token: &str, filter: u64) -> Result<Option<String>> {
 }
 
 /// Parses the key inside a token.
-pub fn key<K: std::str::FromStr>(key: Option<String>) -> Result<Option<K>> {
+fn key<K: FromStr>(key: Option<String>) -> Result<Option<K>> {
     key.map(|k| {
         k.parse()
             .map_err(|_| Error::invalid("page_token", "is not a token returned by this list"))

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 use ulid::Ulid;
 
 use super::from_proto::{self as from, Check};
-use super::{fingerprint, page_token, request_key, to_proto};
+use super::{page_token, request_key, to_proto};
 use crate::pb::{self, trade_service_server::TradeService};
 use crate::store::Store;
 
@@ -99,9 +99,8 @@ impl TradeService for TradeApi {
         let mut check = Check::default();
         let filter = from::trade_filter(&mut check, "filter", req.filter.as_ref());
         let filter = check.finish(Some(filter))?;
-        let filter_key = fingerprint(&req.filter.unwrap_or_default());
-        let after: Option<Ulid> =
-            page_token::key(page_token::decode(&req.page_token, filter_key)?)?;
+        let (cursor, after) =
+            page_token::Cursor::read::<Ulid>(&req.page_token, &req.filter.unwrap_or_default())?;
         let page = self.store.list_trade_records(&filter, after, limit);
         Ok(Response::new(pb::ListTradeRecordsResponse {
             trade_records: page
@@ -109,10 +108,7 @@ impl TradeService for TradeApi {
                 .iter()
                 .map(|r| to_proto::trade_record(r))
                 .collect(),
-            next_page_token: page
-                .next
-                .map(|k| page_token::encode(&k.to_string(), filter_key))
-                .unwrap_or_default(),
+            next_page_token: cursor.next_token(page.next),
         }))
     }
 

@@ -229,12 +229,18 @@ fn scan_segment(
     Scan::Clean
 }
 
-fn move_aside(path: &Path) -> io::Result<PathBuf> {
+/// Where repair keeps a damaged file: `<name>.damaged-<unix seconds>`.
+fn aside_path(path: &Path) -> PathBuf {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let aside = path.with_extension(format!("damaged-{stamp}"));
+    path.with_extension(format!("damaged-{stamp}"))
+}
+
+/// Copies a damaged file aside before repair cuts it.
+fn move_aside(path: &Path) -> io::Result<PathBuf> {
+    let aside = aside_path(path);
     fs::copy(path, &aside)?;
     Ok(aside)
 }
@@ -563,13 +569,7 @@ fn load(config: &DurableConfig, store: &StoreConfig) -> Result<(State, Recovery,
     }
     if let Some(from) = cut_from {
         for (_, path) in &segments[from..] {
-            let aside = path.with_extension(format!(
-                "damaged-{}",
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0)
-            ));
+            let aside = aside_path(path);
             fs::rename(path, &aside).map_err(io_err(path))?;
             recovery.repaired.push(aside);
         }
