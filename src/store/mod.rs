@@ -97,6 +97,16 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(state: State, config: StoreConfig) -> Arc<Shared> {
+        let capacity = config.broadcast_capacity.max(1);
+        Arc::new(Shared {
+            state: RwLock::new(state),
+            reports_tx: broadcast::channel(capacity).0,
+            announcements_tx: broadcast::channel(capacity).0,
+            config,
+        })
+    }
+
     // Critical sections never panic between checks and changes, so a
     // poisoned lock still guards consistent state.
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -157,51 +167,39 @@ pub struct Store {
 impl Store {
     /// An in-memory store, or a durable one recovered from its directory.
     pub fn open(config: StoreConfig) -> Result<(Store, Option<Recovery>), OpenError> {
-        let capacity = config.broadcast_capacity.max(1);
-        let (state, journal) = match &config.durable {
-            None => (State::new(&config), None),
-            Some(durable) => {
-                let (journal, state, recovery) = journal::Journal::open(durable.clone(), &config)?;
-                (state, Some((journal, recovery)))
-            }
+        let Some(durable) = config.durable.clone() else {
+            return Ok((Store::new(config), None));
         };
-        let shared = Arc::new(Shared {
-            state: RwLock::new(state),
-            reports_tx: broadcast::channel(capacity).0,
-            announcements_tx: broadcast::channel(capacity).0,
-            config,
-        });
-        let (committer, recovery) = match journal {
-            None => (None, None),
-            Some((journal, recovery)) => {
-                let (queue, jobs) = mpsc::channel();
-                let shared = Arc::clone(&shared);
-                let thread = std::thread::Builder::new()
-                    .name("tradewire-committer".into())
-                    .spawn(move || commit_loop(&shared, journal, &jobs))
-                    .map_err(|source| OpenError::Io {
-                        path: "committer thread".into(),
-                        source,
-                    })?;
-                (Some((queue, thread)), Some(recovery))
-            }
+        let (journal, state, recovery) = journal::Journal::open(durable, &config)?;
+        let shared = Shared::new(state, config);
+        let (queue, jobs) = mpsc::channel();
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("tradewire-committer".into())
+                .spawn(move || commit_loop(&shared, journal, &jobs))
+                .map_err(|source| OpenError::Io {
+                    path: "committer thread".into(),
+                    source,
+                })?
         };
         let store = Store {
-            inner: Arc::new(Inner { shared, committer }),
+            inner: Arc::new(Inner {
+                shared,
+                committer: Some((queue, thread)),
+            }),
         };
-        Ok((store, recovery))
+        Ok((store, Some(recovery)))
     }
 
-    /// An in-memory store.
+    /// An in-memory store; `config.durable` is ignored.
     pub fn new(config: StoreConfig) -> Store {
-        let config = StoreConfig {
-            durable: None,
-            ..config
-        };
-        match Store::open(config) {
-            Ok((store, _)) => store,
-            // Opening without a directory touches no file.
-            Err(e) => unreachable!("in-memory store failed to open: {e}"),
+        let state = State::new(&config);
+        Store {
+            inner: Arc::new(Inner {
+                shared: Shared::new(state, config),
+                committer: None,
+            }),
         }
     }
 
