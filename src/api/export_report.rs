@@ -6,11 +6,10 @@ use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::from_proto::{self as from, Check};
-use super::{page_token, request_key, to_proto};
+use super::{frames, page_token, request_key, to_proto};
 use crate::domain::ExportReport;
 use crate::hub::{Event, Hub};
 use crate::pb::subscribe_export_reports_request::Start;
-use crate::pb::subscribe_export_reports_response::Event as WireEvent;
 use crate::pb::{self, export_report_service_server::ExportReportService};
 use crate::store::Store;
 
@@ -89,18 +88,7 @@ impl ExportReportService for ExportReportApi {
         request: Request<pb::SubscribeExportReportsRequest>,
     ) -> Result<Response<SubscribeStream>, Status> {
         let events = self.events(request.into_inner())?;
-        let responses = events.map(|event| {
-            let event = match event? {
-                Event::Item(r) => WireEvent::ExportReport(to_proto::export_report(&r)),
-                Event::CaughtUp(head) => WireEvent::CaughtUp(pb::CaughtUp {
-                    head_sequence: head,
-                }),
-                Event::Heartbeat(head) => WireEvent::Heartbeat(pb::Heartbeat {
-                    head_sequence: head,
-                }),
-            };
-            Ok(pb::SubscribeExportReportsResponse { event: Some(event) })
-        });
+        let responses = events.map(|event| Ok(frames::report_event(&event?)));
         Ok(Response::new(Box::pin(responses)))
     }
 }

@@ -38,32 +38,32 @@ pub enum Frame<M> {
     Encoded(Bytes),
 }
 
-/// The frame of a report event: encoded on first use, then shared.
-pub fn report_frame(report: &ExportReport) -> Bytes {
-    report
-        .encoded
-        .get_or_init(|| {
-            pb::SubscribeExportReportsResponse {
-                event: Some(WireEvent::ExportReport(to_proto::export_report(report))),
-            }
-            .encode_to_vec()
-            .into()
-        })
-        .clone()
+/// A subscription event as a message, encoded by whoever sends it.
+pub fn report_event(event: &Event<ExportReport>) -> pb::SubscribeExportReportsResponse {
+    let event = match event {
+        Event::Item(report) => WireEvent::ExportReport(to_proto::export_report(report)),
+        Event::CaughtUp(head) => WireEvent::CaughtUp(pb::CaughtUp {
+            head_sequence: *head,
+        }),
+        Event::Heartbeat(head) => WireEvent::Heartbeat(pb::Heartbeat {
+            head_sequence: *head,
+        }),
+    };
+    pb::SubscribeExportReportsResponse { event: Some(event) }
 }
 
-/// The frames of a subscription: reports as cached bytes, markers and
-/// heartbeats as small messages.
+/// The frames of a subscription: a report's encoding is made on its first
+/// delivery, cached on the report and shared; markers and heartbeats are
+/// small messages.
 pub fn frame(event: Event<ExportReport>) -> Frame<pb::SubscribeExportReportsResponse> {
-    let message = |event| Frame::Message(pb::SubscribeExportReportsResponse { event: Some(event) });
-    match event {
-        Event::Item(report) => Frame::Encoded(report_frame(&report)),
-        Event::CaughtUp(head) => message(WireEvent::CaughtUp(pb::CaughtUp {
-            head_sequence: head,
-        })),
-        Event::Heartbeat(head) => message(WireEvent::Heartbeat(pb::Heartbeat {
-            head_sequence: head,
-        })),
+    match &event {
+        Event::Item(report) => Frame::Encoded(
+            report
+                .encoded
+                .get_or_init(|| report_event(&event).encode_to_vec().into())
+                .clone(),
+        ),
+        Event::CaughtUp(_) | Event::Heartbeat(_) => Frame::Message(report_event(&event)),
     }
 }
 
