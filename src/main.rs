@@ -74,6 +74,10 @@ struct ServeArgs {
     /// it at the first bad entry.
     #[arg(long, env = "TRADEWIRE_REPAIR")]
     repair: bool,
+    /// Idle time before the kernel probes a connection (TCP keepalive);
+    /// "0s" turns it off.
+    #[arg(long, env = "TRADEWIRE_TCP_KEEPALIVE", default_value = "60s", value_parser = parse_duration)]
+    tcp_keepalive: Duration,
     /// Write a snapshot and start a new log segment past this many bytes.
     #[arg(long, env = "TRADEWIRE_SNAPSHOT_AFTER_BYTES", default_value_t = 64 * 1024 * 1024)]
     snapshot_after_bytes: u64,
@@ -145,6 +149,7 @@ async fn serve(args: ServeArgs) -> Result<(), tradewire::server::StartError> {
     let mut config = Config {
         demo: args.demo,
         shutdown_grace: args.shutdown_grace,
+        tcp_keepalive: (!args.tcp_keepalive.is_zero()).then_some(args.tcp_keepalive),
         ..Config::default()
     };
     config.store.report_retention = args.report_retention;

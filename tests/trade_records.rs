@@ -680,3 +680,42 @@ async fn request_id_makes_create_idempotent() {
     assert_eq!(status.code(), Code::AlreadyExists);
     assert_eq!(server.app.store().counts().trade_records, 1);
 }
+
+/// A client that is not tonic (raw HTTP/2, its own gRPC framing, Nagle on)
+/// gets byte-exact replies with grpc-status 0 on sequential calls. The
+/// 40 ms Nagle stall itself is pinned by the accept-path unit test in
+/// `server.rs` and timed by `.ci/e2e.sh` with Python grpcio: this client
+/// did not reproduce it on loopback even before the fix.
+#[tokio::test]
+async fn a_raw_http2_client_gets_exact_replies() {
+    let server = TestServer::start().await;
+    let mut client = server.trade().await;
+    let stored = client
+        .create_trade_record(create(record("IRN", "RUS", "8708", 2022, 13_000_000)))
+        .await
+        .unwrap()
+        .into_inner()
+        .trade_record
+        .unwrap();
+
+    let mut raw = raw_h2::RawGrpc::connect(server.addr).await;
+    let path = "/tradewire.v1.TradeService/GetTradeRecord";
+    let request = pb::GetTradeRecordRequest {
+        id: stored.id.clone(),
+    };
+    for _ in 0..10 {
+        let reply = raw.unary(path, &request).await;
+        assert_eq!(reply.grpc_status, "0");
+        let got = <pb::GetTradeRecordResponse as prost::Message>::decode(reply.message).unwrap();
+        assert_eq!(got.trade_record.as_ref(), Some(&stored));
+    }
+    let missing = pb::GetTradeRecordRequest {
+        id: ulid::Ulid::new().to_string(),
+    };
+    let reply = raw.unary(path, &missing).await;
+    assert_eq!(
+        reply.grpc_status,
+        (tonic::Code::NotFound as i32).to_string()
+    );
+    assert!(reply.message.is_empty(), "an error carries no message");
+}

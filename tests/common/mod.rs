@@ -2,6 +2,8 @@
 //! out tonic clients connected to it over TCP.
 #![allow(dead_code)]
 
+pub mod raw_h2;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
