@@ -5,7 +5,8 @@
 //!
 //! Shutdown, step by step:
 //! 1. the caller's shutdown future resolves (SIGINT/SIGTERM in the binary);
-//! 2. health turns NOT_SERVING for every service;
+//! 2. health turns NOT_SERVING for every service (as it also does at once
+//!    when a failed fsync fences the store);
 //! 3. the hub's token is cancelled: every open subscription ends with
 //!    UNAVAILABLE naming the sequence to resume after, and tonic stops
 //!    accepting connections and drains in-flight calls;
@@ -179,6 +180,17 @@ impl App {
             .add_service(AnnouncementServiceServer::new(self.announcement_api()))
             .add_service(ExportReportRoutes::new(self.export_report_api()));
 
+        // A failed fsync fences the store: health says so at once.
+        let fence_watch = {
+            let health = health.clone();
+            let mut fenced = self.store.fenced();
+            tokio::spawn(async move {
+                if fenced.wait_for(Option::is_some).await.is_ok() {
+                    set_not_serving(&health).await;
+                }
+            })
+        };
+
         tracing::info!(%local_addr, "serving tradewire.v1");
         let server = router.serve_with_incoming_shutdown(
             accepted_connections(listener, &self.config),
@@ -187,22 +199,15 @@ impl App {
         tokio::pin!(server);
 
         tokio::select! {
-            result = &mut server => return result.map_err(Into::into),
+            result = &mut server => {
+                fence_watch.abort();
+                return result.map_err(Into::into);
+            }
             () = shutdown => {}
         }
         tracing::info!("shutting down");
-        health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
-        health
-            .set_not_serving::<TradeServiceServer<TradeApi>>()
-            .await;
-        health
-            .set_not_serving::<AnnouncementServiceServer<AnnouncementApi>>()
-            .await;
-        health
-            .set_not_serving::<ExportReportServiceServer<ExportReportApi>>()
-            .await;
+        fence_watch.abort();
+        set_not_serving(&health).await;
         self.stopping.cancel();
         match tokio::time::timeout(self.config.shutdown_grace, server).await {
             Ok(result) => result.map_err(Into::into),
@@ -212,6 +217,22 @@ impl App {
             }
         }
     }
+}
+
+/// Turns health NOT_SERVING for the server as a whole and each service.
+async fn set_not_serving(health: &tonic_health::server::HealthReporter) {
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    health
+        .set_not_serving::<TradeServiceServer<TradeApi>>()
+        .await;
+    health
+        .set_not_serving::<AnnouncementServiceServer<AnnouncementApi>>()
+        .await;
+    health
+        .set_not_serving::<ExportReportServiceServer<ExportReportApi>>()
+        .await;
 }
 
 /// The connections `listener` accepts, each with TCP_NODELAY and TCP

@@ -62,6 +62,22 @@ pub struct DurableConfig {
     /// bytes in total, as a full disk would.
     #[doc(hidden)]
     pub fail_writes_after: Option<u64>,
+    /// Test hook: runs on the committer thread before every fsync of the
+    /// log; an error it returns counts as a failed fsync.
+    #[doc(hidden)]
+    pub sync_hook: Option<SyncHook>,
+}
+
+/// A fault-injection hook around fsync (tests only): it can delay a sync
+/// or make it fail.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct SyncHook(pub std::sync::Arc<dyn Fn() -> io::Result<()> + Send + Sync>);
+
+impl std::fmt::Debug for SyncHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncHook")
+    }
 }
 
 impl DurableConfig {
@@ -72,6 +88,7 @@ impl DurableConfig {
             repair: false,
             segment_bytes: 64 * 1024 * 1024,
             fail_writes_after: None,
+            sync_hook: None,
         }
     }
 }
@@ -278,10 +295,18 @@ pub struct Journal {
     segment_len: u64,
     /// Entries appended but not yet written to the file.
     pending: Vec<u8>,
+    /// How many entries `pending` holds.
+    pending_entries: u64,
     next_lsn: u64,
     total_written: u64,
     last_sync: Instant,
     unsynced: bool,
+    /// Why the log can no longer be trusted, once it cannot. A failed
+    /// fsync is never retried: after one, the kernel may have dropped the
+    /// dirty pages and a later fsync can succeed without them
+    /// (PostgreSQL's "fsyncgate"). Only a restart, reading back what the
+    /// disk really holds, recovers.
+    broken: Option<String>,
 }
 
 impl Journal {
@@ -314,22 +339,14 @@ impl Journal {
             segment: tail.segment,
             segment_len: tail.segment_len,
             pending: Vec::new(),
+            pending_entries: 0,
             next_lsn: tail.next_lsn,
             total_written: 0,
             last_sync: Instant::now(),
             unsynced: false,
+            broken: None,
         };
         Ok((journal, state, recovery))
-    }
-
-    /// The state as the files on disk hold it now: what recovery after a
-    /// crash here would see. Used after a failed commit.
-    pub fn reload(&self, store: &StoreConfig) -> Result<State, OpenError> {
-        let config = DurableConfig {
-            repair: false,
-            ..self.config.clone()
-        };
-        load(&config, store).map(|(state, _, _)| state)
     }
 
     /// Queues a mutation as the next entry; nothing reaches the file until
@@ -340,35 +357,75 @@ impl Journal {
             .extend_from_slice(&header(&payload, self.next_lsn));
         self.pending.extend_from_slice(&payload);
         self.next_lsn += 1;
+        self.pending_entries += 1;
         Ok(())
     }
 
-    /// The lsn to return to if the next commit fails.
+    /// The lsn to return to if the queued entries are dropped.
     pub fn mark(&self) -> u64 {
         self.next_lsn
     }
 
-    /// Writes the queued entries and syncs them as the policy says. On
-    /// failure the file is cut back to where it was and the queue emptied:
-    /// nothing of the failed batch stays.
-    pub fn commit(&mut self, mark: u64) -> io::Result<()> {
+    /// Drops the entries queued since `mark` without writing them.
+    pub fn discard(&mut self, mark: u64) {
+        self.next_lsn = mark;
+        self.pending.clear();
+        self.pending_entries = 0;
+    }
+
+    /// Why the log is fenced, if it is: see `broken`.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
+    }
+
+    /// Writes the queued entries and syncs them as the policy says.
+    ///
+    /// A failed write is cut back off the file, so nothing of the batch
+    /// stays and later batches may try again; if it cannot be cut back, or
+    /// the fsync fails, the journal is broken and refuses every later
+    /// commit and sync. A batch whose fsync failed is cut off too.
+    pub fn commit(&mut self) -> io::Result<()> {
+        if let Some(reason) = &self.broken {
+            self.pending.clear();
+            return Err(io::Error::other(format!("the log is fenced: {reason}")));
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
-        let result = self.write_pending().and_then(|()| match self.config.fsync {
-            FsyncPolicy::Always => self.sync(),
+        let first_lsn = self.next_lsn - self.pending_entries;
+        let group_start = self.segment_len;
+        let written = self.write_pending();
+        if let Err(error) = written {
+            self.next_lsn = first_lsn;
+            self.pending.clear();
+            self.pending_entries = 0;
+            if let Err(cut) = self.segment.set_len(self.segment_len) {
+                self.broken = Some(format!(
+                    "a failed write ({error}) could not be cut back: {cut}"
+                ));
+            }
+            return Err(error);
+        }
+        match self.config.fsync {
+            FsyncPolicy::Always => {
+                let synced = self.sync();
+                if synced.is_err() {
+                    // The writes are refused, so they must not come back
+                    // after a restart either: cut them off (best effort; if
+                    // the cut fails too, their outcome is unknown, as with
+                    // any lost connection, and a retry with the same
+                    // request_id is still safe).
+                    if self.segment.set_len(group_start).is_ok() {
+                        self.segment_len = group_start;
+                    }
+                }
+                synced
+            }
             FsyncPolicy::Interval(_) | FsyncPolicy::Never => {
                 self.unsynced = true;
                 Ok(())
             }
-        });
-        if result.is_err() {
-            self.next_lsn = mark;
-            self.pending.clear();
-            // Best effort: recovery would cut a torn tail anyway.
-            let _ = self.segment.set_len(self.segment_len);
         }
-        result
     }
 
     fn write_pending(&mut self) -> io::Result<()> {
@@ -376,22 +433,33 @@ impl Journal {
         if let Some(limit) = self.config.fail_writes_after
             && self.total_written + len > limit
         {
-            {
-                return Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "no space left on device (simulated)",
-                ));
-            }
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device (simulated)",
+            ));
         }
         self.segment.write_all(&self.pending)?;
         self.segment_len += len;
         self.total_written += len;
         self.pending.clear();
+        self.pending_entries = 0;
         Ok(())
     }
 
+    /// fsyncs the segment, once: a failure breaks the journal for good.
     fn sync(&mut self) -> io::Result<()> {
-        self.segment.sync_data()?;
+        if let Some(reason) = &self.broken {
+            return Err(io::Error::other(format!("the log is fenced: {reason}")));
+        }
+        let synced = match &self.config.sync_hook {
+            Some(hook) => (hook.0)(),
+            None => Ok(()),
+        }
+        .and_then(|()| self.segment.sync_data());
+        if let Err(error) = synced {
+            self.broken = Some(format!("fsync of the log failed: {error}"));
+            return Err(error);
+        }
         self.last_sync = Instant::now();
         self.unsynced = false;
         Ok(())
@@ -400,7 +468,7 @@ impl Journal {
     /// For the interval policy: how long until the next sync is due.
     pub fn sync_due_in(&self) -> Option<Duration> {
         match self.config.fsync {
-            FsyncPolicy::Interval(every) if self.unsynced => {
+            FsyncPolicy::Interval(every) if self.unsynced && self.broken.is_none() => {
                 Some(every.saturating_sub(self.last_sync.elapsed()))
             }
             _ => None,
@@ -409,7 +477,11 @@ impl Journal {
 
     /// Syncs whatever is written but not yet synced (at a clean stop).
     pub fn sync_pending(&mut self) -> io::Result<()> {
-        if self.unsynced { self.sync() } else { Ok(()) }
+        if self.unsynced && self.broken.is_none() {
+            self.sync()
+        } else {
+            Ok(())
+        }
     }
 
     /// Syncs if the interval policy's time has come.
@@ -422,7 +494,7 @@ impl Journal {
 
     /// Whether the segment is big enough for a snapshot.
     pub fn wants_snapshot(&self) -> bool {
-        self.segment_len >= self.config.segment_bytes
+        self.broken.is_none() && self.segment_len >= self.config.segment_bytes
     }
 
     /// Writes a snapshot of `state` (which must include every entry before

@@ -4,37 +4,41 @@
 //!
 //! `Store` is a cheap-to-clone handle. All state sits behind one `RwLock`,
 //! taken only in short synchronous sections, never across an `.await`.
-//! Every write is a `Command` that `State::execute` checks and turns into a
+//! Every write is a `Command` that `Draft::execute` checks and turns into a
 //! `Mutation`, and `State::apply` performs:
 //! - in memory, inline under the write lock;
-//! - durably, on the committer thread, which takes every queued command,
-//!   executes and applies them in order under the write lock, appends their
-//!   mutations to the log, syncs once for the whole group, and only then
-//!   broadcasts, unlocks and answers. Readers never see a write that is not
-//!   durable; a failed log write restores the state from disk and answers
-//!   `UNAVAILABLE`.
+//! - durably, on the committer thread (the only writer), in three steps
+//!   per group of queued commands: draft them all under the *read* lock,
+//!   write and sync their mutations to the log with *no* lock held, then
+//!   apply and broadcast them under a short write lock and answer. Readers
+//!   never wait for an fsync and never see a write that is not durable; a
+//!   failed write has applied nothing, so there is nothing to undo.
+//! - A failed fsync fences the store for good (`Store::fenced`): writes
+//!   answer `UNAVAILABLE`, reads go on, and a restart recovers from disk.
 //!
-//! Sequences are assigned and broadcast under the write lock, so broadcast
-//! order is sequence order.
+//! Only the committer assigns sequences, and it broadcasts under the write
+//! lock in the order it applies, so broadcast order is sequence order.
 
+mod draft;
 mod index;
 mod journal;
 mod seqlog;
 mod state;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 use ulid::Ulid;
 
 use crate::domain::{Announcement, AnnouncementFilter, ExportReport, TradeFilter, TradeRecord};
 use crate::error::{Error, Result};
-pub use journal::{DurableConfig, FsyncPolicy, OpenError, Recovery};
+use draft::{Draft, Drafted};
+pub use journal::{DurableConfig, FsyncPolicy, OpenError, Recovery, SyncHook};
 pub use seqlog::{Evicted, SeqLog};
-use state::{Command, Executed, Outcome, Published, State};
+use state::{Command, Mutation, Outcome, Published, State};
 
 /// Most commands one group commit takes.
 const MAX_GROUP: usize = 1024;
@@ -93,18 +97,48 @@ struct Shared {
     state: RwLock<State>,
     reports_tx: broadcast::Sender<Arc<ExportReport>>,
     announcements_tx: broadcast::Sender<Arc<Announcement>>,
-    config: StoreConfig,
+    /// Why writes are refused for good, once the log has failed.
+    fence: watch::Sender<Option<Arc<str>>>,
 }
 
 impl Shared {
-    fn new(state: State, config: StoreConfig) -> Arc<Shared> {
+    fn new(state: State, config: &StoreConfig) -> Arc<Shared> {
         let capacity = config.broadcast_capacity.max(1);
         Arc::new(Shared {
             state: RwLock::new(state),
             reports_tx: broadcast::channel(capacity).0,
             announcements_tx: broadcast::channel(capacity).0,
-            config,
+            fence: watch::Sender::new(None),
         })
+    }
+
+    /// Fences the store, once: every later write answers `UNAVAILABLE`;
+    /// reads go on from the last durable state.
+    fn fence(&self, reason: &str) {
+        self.fence.send_if_modified(|fence| {
+            if fence.is_some() {
+                return false;
+            }
+            tracing::error!(
+                reason,
+                "the write-ahead log failed; writes are refused until a restart recovers from disk"
+            );
+            *fence = Some(reason.into());
+            true
+        });
+    }
+
+    /// `UNAVAILABLE` for writes once fenced.
+    fn check_fence(&self) -> Result<()> {
+        match &*self.fence.borrow() {
+            None => Ok(()),
+            Some(reason) => Err(Error::Unavailable {
+                message: format!(
+                    "writes are refused: {reason}; a restart recovers the store from disk"
+                ),
+                resume_after: None,
+            }),
+        }
     }
 
     // Critical sections never panic between checks and changes, so a
@@ -171,7 +205,7 @@ impl Store {
             return Ok((Store::new(config), None));
         };
         let (journal, state, recovery) = journal::Journal::open(durable, &config)?;
-        let shared = Shared::new(state, config);
+        let shared = Shared::new(state, &config);
         let (queue, jobs) = mpsc::channel();
         let thread = {
             let shared = Arc::clone(&shared);
@@ -197,7 +231,7 @@ impl Store {
         let state = State::new(&config);
         Store {
             inner: Arc::new(Inner {
-                shared: Shared::new(state, config),
+                shared: Shared::new(state, &config),
                 committer: None,
             }),
         }
@@ -207,18 +241,28 @@ impl Store {
         self.inner.shared.read()
     }
 
+    /// Why writes are refused, once the log has failed (`None` while
+    /// healthy); watch it to report health.
+    pub fn fenced(&self) -> watch::Receiver<Option<Arc<str>>> {
+        self.inner.shared.fence.subscribe()
+    }
+
     /// Runs a write: inline in memory, or through the committer.
     async fn submit(&self, command: Command) -> Result<Outcome> {
+        self.inner.shared.check_fence()?;
         let Some((queue, _)) = &self.inner.committer else {
             let shared = &self.inner.shared;
             let mut state = shared.write();
-            return match state.execute(command)? {
-                Executed::Repeat(outcome) => Ok(outcome),
-                Executed::Mutate(mutation) => {
+            return match Draft::new(&state).execute(command)? {
+                Drafted::Repeat(outcome) => Ok(outcome),
+                Drafted::Mutate(mutation) => {
                     let (outcome, published) = state.apply(*mutation);
                     shared.broadcast(published);
                     Ok(outcome)
                 }
+                Drafted::Defer(_) => Err(Error::Internal(
+                    "a command alone in its group was deferred".into(),
+                )),
             };
         };
         let closed = || Error::Unavailable {
@@ -252,7 +296,7 @@ impl Store {
             .records
             .get(&id)
             .cloned()
-            .ok_or_else(|| not_found("trade record", id))
+            .ok_or_else(|| Error::not_found("trade record", id))
     }
 
     pub fn list_trade_records(
@@ -296,7 +340,7 @@ impl Store {
             .announcements
             .get(&id)
             .cloned()
-            .ok_or_else(|| not_found("announcement", id))
+            .ok_or_else(|| Error::not_found("announcement", id))
     }
 
     pub fn list_announcements(
@@ -343,7 +387,7 @@ impl Store {
             .get(&id)
             .and_then(|seq| state.reports.get(*seq))
             .cloned()
-            .ok_or_else(|| not_found("export report", id))
+            .ok_or_else(|| Error::not_found("export report", id))
     }
 
     pub fn list_export_reports(
@@ -393,33 +437,40 @@ impl Store {
     }
 }
 
-/// The committer: group commit of everything queued, in arrival order.
+/// The committer: group commit of everything queued, in arrival order
+/// (deferred commands first), interval syncs and snapshots; it fences the
+/// store when the journal breaks.
 fn commit_loop(shared: &Shared, mut journal: journal::Journal, jobs: &mpsc::Receiver<Job>) {
+    let mut deferred = VecDeque::new();
     loop {
-        let first = match journal.sync_due_in() {
-            Some(wait) => match jobs.recv_timeout(wait) {
-                Ok(job) => job,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Err(error) = journal.sync_if_due() {
-                        tracing::error!(%error, "interval fsync failed");
+        let mut group: Vec<Job> = deferred.drain(..).collect();
+        if group.is_empty() {
+            let first = match journal.sync_due_in() {
+                Some(wait) => match jobs.recv_timeout(wait) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if let Err(error) = journal.sync_if_due() {
+                            tracing::error!(%error, "interval fsync failed");
+                        }
+                        fence_if_broken(shared, &journal);
+                        continue;
                     }
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            },
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            },
-        };
-        let mut group = vec![first];
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
+            group.push(first);
+        }
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,
             }
         }
-        commit_group(shared, &mut journal, group);
+        commit_group(shared, &mut journal, group, &mut deferred);
         if let Err(error) = journal.sync_if_due() {
             tracing::error!(%error, "interval fsync failed");
         }
@@ -429,6 +480,7 @@ fn commit_loop(shared: &Shared, mut journal: journal::Journal, jobs: &mpsc::Rece
                 tracing::error!(%error, "snapshot failed; the log keeps growing until one succeeds");
             }
         }
+        fence_if_broken(shared, &journal);
     }
     // Everything acknowledged is on disk already under `always`; make the
     // other policies' tail durable at a clean stop.
@@ -437,63 +489,106 @@ fn commit_loop(shared: &Shared, mut journal: journal::Journal, jobs: &mpsc::Rece
     }
 }
 
-fn commit_group(shared: &Shared, journal: &mut journal::Journal, group: Vec<Job>) {
-    let mut state = shared.write();
-    let mark = journal.mark();
-    let mut answers = Vec::with_capacity(group.len());
-    let mut published = Vec::new();
-    let mut log_error = None;
-    for job in group {
-        let answer = match state.execute(job.command) {
-            Err(error) => Err(error),
-            Ok(Executed::Repeat(outcome)) => Ok(outcome),
-            Ok(Executed::Mutate(mutation)) => match journal.append(&mutation) {
-                Ok(()) => {
-                    let (outcome, item) = state.apply(*mutation);
-                    published.push(item);
-                    Ok(outcome)
-                }
-                Err(error) => {
-                    log_error = Some(error);
-                    Err(Error::Internal("log encoding failed".into()))
-                }
-            },
-        };
-        answers.push((job.reply, answer));
-    }
-    let committed = match log_error {
-        Some(error) => Err(error),
-        None => journal.commit(mark),
-    };
-    if let Err(error) = committed {
-        tracing::error!(%error, "log write failed; restoring the state from disk");
-        match journal.reload(&shared.config) {
-            Ok(restored) => *state = restored,
-            Err(reload) => tracing::error!(%reload, "cannot reload the state after a failed write"),
-        }
-        drop(state);
-        for (reply, _) in answers {
-            let _ = reply.send(Err(Error::Unavailable {
-                message: format!("the write could not be made durable: {error}"),
-                resume_after: None,
-            }));
-        }
-        return;
-    }
-    for item in published {
-        shared.broadcast(item);
-    }
-    drop(state);
-    for (reply, answer) in answers {
-        // A caller that went away still had its write made durable.
-        let _ = reply.send(answer);
+fn fence_if_broken(shared: &Shared, journal: &journal::Journal) {
+    if let Some(reason) = journal.broken() {
+        shared.fence(reason);
     }
 }
 
-fn not_found(kind: &'static str, id: Ulid) -> Error {
-    Error::NotFound {
-        kind,
-        id: id.to_string(),
+/// A drafted command waiting for its group to be durable.
+enum Pending {
+    /// Answered without a write: an error or a remembered outcome.
+    Answered(Result<Outcome>),
+    /// The outcome of the group's mutation with this index.
+    Mutation(usize),
+}
+
+/// Commits one group: (1) draft every command under the read lock,
+/// queueing their mutations in the journal; (2) write and sync them with
+/// no lock held; (3) apply and broadcast them under the write lock, then
+/// answer. Commands that depend on others of the group in ways the draft
+/// does not model go to `deferred`, for the next group.
+fn commit_group(
+    shared: &Shared,
+    journal: &mut journal::Journal,
+    group: Vec<Job>,
+    deferred: &mut VecDeque<Job>,
+) {
+    let mark = journal.mark();
+    let mut waiting = Vec::with_capacity(group.len());
+    let mut mutations: Vec<Mutation> = Vec::new();
+    let mut encoding_error = None;
+    {
+        let state = shared.read();
+        let mut draft = Draft::new(&state);
+        for Job { command, reply } in group {
+            let pending = match draft.execute(command) {
+                Err(error) => Pending::Answered(Err(error)),
+                Ok(Drafted::Repeat(outcome)) => Pending::Answered(Ok(outcome)),
+                Ok(Drafted::Defer(command)) => {
+                    deferred.push_back(Job {
+                        command: *command,
+                        reply,
+                    });
+                    continue;
+                }
+                Ok(Drafted::Mutate(mutation)) => {
+                    if let Err(error) = journal.append(&mutation) {
+                        encoding_error.get_or_insert(error);
+                    }
+                    mutations.push(*mutation);
+                    Pending::Mutation(mutations.len() - 1)
+                }
+            };
+            waiting.push((reply, pending));
+        }
+    }
+
+    // Later mutations of the group may build on any earlier one, so a
+    // mutation that cannot be logged fails the whole group.
+    let durable = match encoding_error {
+        Some(error) => {
+            journal.discard(mark);
+            Err(error)
+        }
+        None => journal.commit(),
+    };
+    if let Err(error) = durable {
+        if !mutations.is_empty() {
+            tracing::error!(%error, writes = mutations.len(), "log write failed; the writes are refused");
+        }
+        for (reply, pending) in waiting {
+            let answer = match pending {
+                Pending::Answered(answer) => answer,
+                Pending::Mutation(_) => Err(Error::Unavailable {
+                    message: format!("the write could not be made durable: {error}"),
+                    resume_after: None,
+                }),
+            };
+            let _ = reply.send(answer);
+        }
+        return;
+    }
+
+    let mut outcomes = Vec::with_capacity(mutations.len());
+    {
+        let mut state = shared.write();
+        for mutation in mutations {
+            let (outcome, published) = state.apply(mutation);
+            shared.broadcast(published);
+            outcomes.push(Some(outcome));
+        }
+    }
+    for (reply, pending) in waiting {
+        let answer = match pending {
+            Pending::Answered(answer) => answer,
+            Pending::Mutation(index) => outcomes
+                .get_mut(index)
+                .and_then(Option::take)
+                .ok_or_else(|| Error::Internal("a write lost its outcome".into())),
+        };
+        // A caller that went away still had its write made durable.
+        let _ = reply.send(answer);
     }
 }
 

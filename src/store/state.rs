@@ -1,15 +1,14 @@
 //! The store's state and the only code that changes it.
 //!
-//! `State::execute` checks a `Command` against the state and turns it into
-//! a `Mutation` (assigning ids, sequences and times) without changing
-//! anything a reader can see. `State::apply` makes a mutation's changes and
+//! `Draft::execute` (in `draft.rs`) checks a `Command` against the state
+//! and turns it into a `Mutation` (assigning ids, sequences and times)
+//! without changing the state. `State::apply` makes a mutation's changes and
 //! cannot fail. The journal logs a mutation between the two, and recovery
 //! replays logged mutations through the same `apply`, so a restarted store
 //! is the store that acknowledged them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
@@ -41,6 +40,26 @@ pub enum Command {
     MarkDemoLoaded,
 }
 
+impl Command {
+    /// The idempotency key this command carries, with its operation.
+    pub fn request(&self) -> Option<(Operation, &RequestKey)> {
+        match self {
+            Command::CreateTradeRecords { request, .. } => {
+                Some((Operation::CreateTradeRecords, request.as_ref()?))
+            }
+            Command::CreateAnnouncement { request, .. } => {
+                Some((Operation::CreateAnnouncement, request.as_ref()?))
+            }
+            Command::PublishExportReport { request, .. } => {
+                Some((Operation::PublishExportReport, request.as_ref()?))
+            }
+            Command::DeleteTradeRecord(_)
+            | Command::DeleteAnnouncement(_)
+            | Command::MarkDemoLoaded => None,
+        }
+    }
+}
+
 /// A checked write with everything assigned: what the journal logs and
 /// `apply` performs. Deterministic: applying it twice to equal states gives
 /// equal states.
@@ -65,6 +84,26 @@ pub enum Mutation {
     DemoLoaded,
 }
 
+impl Mutation {
+    /// The idempotency key this write is remembered under.
+    pub fn request(&self) -> Option<(Operation, &RequestKey)> {
+        match self {
+            Mutation::TradeRecordsCreated { request, .. } => {
+                Some((Operation::CreateTradeRecords, request.as_ref()?))
+            }
+            Mutation::AnnouncementCreated { request, .. } => {
+                Some((Operation::CreateAnnouncement, request.as_ref()?))
+            }
+            Mutation::ExportReportPublished { request, .. } => {
+                Some((Operation::PublishExportReport, request.as_ref()?))
+            }
+            Mutation::TradeRecordDeleted(_)
+            | Mutation::AnnouncementDeleted(_)
+            | Mutation::DemoLoaded => None,
+        }
+    }
+}
+
 /// What a write returns to its caller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Outcome {
@@ -72,18 +111,6 @@ pub enum Outcome {
     Announcement(Arc<Announcement>),
     ExportReport(Arc<ExportReport>),
     Done,
-}
-
-/// The result of `execute`.
-#[derive(Debug)]
-pub enum Executed {
-    /// A retry of a remembered request: its first outcome, nothing to do.
-    Repeat(Outcome),
-    Mutate(Box<Mutation>),
-}
-
-fn mutate(mutation: Mutation) -> Executed {
-    Executed::Mutate(Box::new(mutation))
 }
 
 /// What `apply` asks to broadcast to subscribers.
@@ -103,7 +130,7 @@ pub enum Operation {
 /// Remembered outcomes of requests that carried a request id, oldest first
 /// out once `capacity` is reached.
 #[derive(Debug, Default)]
-struct RequestLog {
+pub(super) struct RequestLog {
     outcomes: HashMap<(Operation, String), (u64, Outcome)>,
     order: VecDeque<(Operation, String)>,
     capacity: usize,
@@ -111,7 +138,11 @@ struct RequestLog {
 
 impl RequestLog {
     /// The earlier outcome for this key, or None if it is new.
-    fn lookup(&self, op: Operation, key: Option<&RequestKey>) -> Result<Option<Outcome>> {
+    pub(super) fn lookup(
+        &self,
+        op: Operation,
+        key: Option<&RequestKey>,
+    ) -> Result<Option<Outcome>> {
         let Some(key) = key else { return Ok(None) };
         match self.outcomes.get(&(op, key.request_id.clone())) {
             None => Ok(None),
@@ -155,22 +186,21 @@ pub struct Snapshot {
 }
 
 pub struct State {
-    ids: ulid::Generator,
     /// The greatest id ever assigned; new ids are always above it, also
     /// after a restart on a clock that went backwards.
-    last_id: Ulid,
+    pub(super) last_id: Ulid,
     pub(super) records: BTreeMap<Ulid, Arc<TradeRecord>>,
     pub(super) record_index: TradeIndex<Ulid>,
-    record_keys: HashMap<RecordKey, Ulid>,
+    pub(super) record_keys: HashMap<RecordKey, Ulid>,
     /// How many reports and announcements refer to each record.
-    record_refs: HashMap<Ulid, usize>,
+    pub(super) record_refs: HashMap<Ulid, usize>,
     pub(super) announcements: BTreeMap<Ulid, Arc<Announcement>>,
     pub(super) announcement_index: AnnouncementIndex<Ulid>,
     pub(super) announcement_log: SeqLog<Announcement>,
     pub(super) reports: SeqLog<ExportReport>,
     pub(super) report_ids: HashMap<Ulid, u64>,
     pub(super) report_index: TradeIndex<u64>,
-    requests: RequestLog,
+    pub(super) requests: RequestLog,
     pub(super) demo_loaded: bool,
 }
 
@@ -184,17 +214,9 @@ impl std::fmt::Debug for State {
     }
 }
 
-fn not_found(kind: &'static str, id: Ulid) -> Error {
-    Error::NotFound {
-        kind,
-        id: id.to_string(),
-    }
-}
-
 impl State {
     pub fn new(config: &StoreConfig) -> State {
         State {
-            ids: ulid::Generator::new(),
             last_id: Ulid::nil(),
             records: BTreeMap::new(),
             record_index: TradeIndex::default(),
@@ -211,126 +233,6 @@ impl State {
                 ..RequestLog::default()
             },
             demo_loaded: false,
-        }
-    }
-
-    fn next_id(&mut self) -> Result<Ulid> {
-        let generated = self
-            .ids
-            .generate()
-            .map_err(|e| Error::Internal(format!("id generator: {e}")))?;
-        let id = if generated > self.last_id {
-            generated
-        } else {
-            self.last_id
-                .increment()
-                .ok_or_else(|| Error::Internal("id space exhausted".into()))?
-        };
-        self.last_id = id;
-        Ok(id)
-    }
-
-    /// Checks `command` and builds its mutation. Changes nothing a reader
-    /// can see (only the id generator moves).
-    pub fn execute(&mut self, command: Command) -> Result<Executed> {
-        match command {
-            Command::CreateTradeRecords {
-                mut records,
-                request,
-            } => {
-                let op = Operation::CreateTradeRecords;
-                if let Some(done) = self.requests.lookup(op, request.as_ref())? {
-                    return Ok(Executed::Repeat(done));
-                }
-                let now = SystemTime::now();
-                for record in &mut records {
-                    record.id = self.next_id()?;
-                    record.create_time = now;
-                }
-                Ok(mutate(Mutation::TradeRecordsCreated { records, request }))
-            }
-            Command::DeleteTradeRecord(id) => {
-                if !self.records.contains_key(&id) {
-                    return Err(not_found("trade record", id));
-                }
-                if let Some(refs) = self.record_refs.get(&id) {
-                    return Err(Error::FailedPrecondition(format!(
-                        "trade record {id} is referred to by {refs} export report(s) or announcement(s)"
-                    )));
-                }
-                Ok(mutate(Mutation::TradeRecordDeleted(id)))
-            }
-            Command::CreateAnnouncement {
-                mut announcement,
-                request,
-            } => {
-                let op = Operation::CreateAnnouncement;
-                if let Some(done) = self.requests.lookup(op, request.as_ref())? {
-                    return Ok(Executed::Repeat(done));
-                }
-                for (i, id) in announcement.related_trade_record_ids.iter().enumerate() {
-                    if !self.records.contains_key(id) {
-                        return Err(Error::invalid(
-                            format!("announcement.related_trade_record_ids[{i}]"),
-                            format!("no trade record with id {id}"),
-                        ));
-                    }
-                }
-                announcement.id = self.next_id()?;
-                announcement.sequence = self.announcement_log.next_sequence();
-                announcement.create_time = SystemTime::now();
-                Ok(mutate(Mutation::AnnouncementCreated {
-                    announcement,
-                    request,
-                }))
-            }
-            Command::DeleteAnnouncement(id) => {
-                if !self.announcements.contains_key(&id) {
-                    return Err(not_found("announcement", id));
-                }
-                Ok(mutate(Mutation::AnnouncementDeleted(id)))
-            }
-            Command::PublishExportReport {
-                mut report,
-                request,
-            } => {
-                let op = Operation::PublishExportReport;
-                if let Some(done) = self.requests.lookup(op, request.as_ref())? {
-                    return Ok(Executed::Repeat(done));
-                }
-                let now = SystemTime::now();
-                report.id = self.next_id()?;
-                report.sequence = self.reports.next_sequence();
-                report.publish_time = now;
-                let (current, baseline) = report.figures();
-                let mut new_records: Vec<TradeRecord> = Vec::new();
-                let mut link =
-                    |state: &mut State, figure: Option<TradeRecord>| -> Result<Option<Ulid>> {
-                        let Some(mut figure) = figure else {
-                            return Ok(None);
-                        };
-                        let key = figure.key();
-                        if let Some(id) = state.record_keys.get(&key) {
-                            return Ok(Some(*id));
-                        }
-                        if let Some(fresh) = new_records.iter().find(|r| r.key() == key) {
-                            return Ok(Some(fresh.id));
-                        }
-                        figure.id = state.next_id()?;
-                        figure.create_time = now;
-                        let id = figure.id;
-                        new_records.push(figure);
-                        Ok(Some(id))
-                    };
-                report.trade_record_id = link(self, current)?;
-                report.baseline_trade_record_id = link(self, baseline)?;
-                Ok(mutate(Mutation::ExportReportPublished {
-                    report,
-                    new_records,
-                    request,
-                }))
-            }
-            Command::MarkDemoLoaded => Ok(mutate(Mutation::DemoLoaded)),
         }
     }
 

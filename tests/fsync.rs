@@ -1,0 +1,268 @@
+//! The log's fsync against readers and failures, through a real server and
+//! real clients, with a fault-injection hook that holds or fails the sync:
+//! - reads never wait for an fsync, and a write is invisible until durable;
+//! - a failed fsync fences the store (writes UNAVAILABLE, never retried,
+//!   health NOT_SERVING, reads go on) under `always` and `interval`, and a
+//!   restart recovers from disk.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use common::*;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tradewire::Config;
+use tradewire::pb;
+use tradewire::store::{FsyncPolicy, SyncHook};
+
+/// How long any single step may take before the test calls it a hang.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Steers the log's fsync: while armed, each sync announces itself on
+/// `entered` and then waits for the test's verdict (`Ok` to go on, `Err`
+/// to fail as the disk would).
+struct SyncGate {
+    armed: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
+    entered: mpsc::Receiver<()>,
+    verdict: mpsc::Sender<Result<(), String>>,
+}
+
+impl SyncGate {
+    fn install(config: &mut Config) -> SyncGate {
+        let armed = Arc::new(AtomicBool::new(false));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (entered_tx, entered) = mpsc::channel();
+        let (verdict, verdict_rx) = mpsc::channel::<Result<(), String>>();
+        let verdict_rx = Mutex::new(verdict_rx);
+        let hook = {
+            let armed = Arc::clone(&armed);
+            let calls = Arc::clone(&calls);
+            move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                if !armed.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                let _ = entered_tx.send(());
+                let verdict = verdict_rx
+                    .lock()
+                    .map_err(|_| std::io::Error::other("poisoned"))?
+                    .recv_timeout(PATIENCE)
+                    .unwrap_or(Ok(()));
+                verdict.map_err(std::io::Error::other)
+            }
+        };
+        config.store.durable.as_mut().unwrap().sync_hook = Some(SyncHook(Arc::new(hook)));
+        SyncGate {
+            armed,
+            calls,
+            entered,
+            verdict,
+        }
+    }
+
+    fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Blocks until an armed sync has started (and is waiting).
+    fn wait_entered(&self) {
+        self.entered
+            .recv_timeout(PATIENCE)
+            .expect("an fsync started");
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+async fn wait_not_serving(server: &TestServer) {
+    let mut health = HealthClient::new(server.channel().await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "tradewire.v1.TradeService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(status) = watch.next().await {
+            if status.unwrap().status == ServingStatus::NotServing as i32 {
+                return;
+            }
+        }
+        panic!("health stream ended");
+    })
+    .await
+    .expect("health turned NOT_SERVING");
+}
+
+async fn list_ids(server: &TestServer) -> Vec<String> {
+    let mut client = server.trade().await;
+    let page = tokio::time::timeout(
+        PATIENCE,
+        client.list_trade_records(pb::ListTradeRecordsRequest::default()),
+    )
+    .await
+    .expect("List answered while the sync is held")
+    .unwrap()
+    .into_inner();
+    page.trade_records.into_iter().map(|r| r.id).collect()
+}
+
+#[tokio::test]
+async fn reads_never_wait_for_an_fsync_and_a_write_is_invisible_until_durable() {
+    let dir = TempDir::new("slow-sync");
+    let mut config = durable(dir.path());
+    let gate = SyncGate::install(&mut config);
+    let server = TestServer::with_config(config).await;
+    let mut client = server.trade().await;
+    let first = client
+        .create_trade_record(create(record("IRN", "RUS", "8708", 2022, 13_000_000)))
+        .await
+        .unwrap()
+        .into_inner()
+        .trade_record
+        .unwrap();
+
+    gate.arm();
+    let mut writer = server.trade().await;
+    let write = tokio::spawn(async move {
+        writer
+            .create_trade_record(create(record("IRN", "RUS", "8708", 2023, 66_000_000)))
+            .await
+    });
+    let gate = tokio::task::spawn_blocking(move || {
+        gate.wait_entered();
+        gate
+    })
+    .await
+    .unwrap();
+
+    // The committer is inside the fsync, and stays there until released.
+    let got = tokio::time::timeout(
+        PATIENCE,
+        client.get_trade_record(pb::GetTradeRecordRequest {
+            id: first.id.clone(),
+        }),
+    )
+    .await
+    .expect("Get answered while the sync is held")
+    .unwrap()
+    .into_inner();
+    assert_eq!(got.trade_record, Some(first.clone()));
+    assert_eq!(list_ids(&server).await, vec![first.id.clone()]);
+    assert_eq!(server.app.store().counts().trade_records, 1);
+    assert!(!write.is_finished(), "not acknowledged before its fsync");
+
+    gate.verdict.send(Ok(())).unwrap();
+    let second = tokio::time::timeout(PATIENCE, write)
+        .await
+        .expect("the write is acknowledged after its sync")
+        .unwrap()
+        .unwrap()
+        .into_inner()
+        .trade_record
+        .unwrap();
+    assert_eq!(list_ids(&server).await, vec![first.id, second.id]);
+}
+
+/// Fails the sync of one write (or of the interval sync after it, with
+/// `interval`), then checks the fence: the write's answer, no retried
+/// fsync, refused writes, NOT_SERVING health, reads that go on, and a
+/// restart that recovers what the disk holds.
+async fn a_failed_fsync_fences_the_store(fsync: FsyncPolicy) {
+    let dir = TempDir::new("fsync-fails");
+    let mut config = durable(dir.path());
+    config.store.durable.as_mut().unwrap().fsync = fsync;
+    let gate = SyncGate::install(&mut config);
+    let server = TestServer::with_config(config).await;
+    let mut client = server.trade().await;
+    let kept = client
+        .create_trade_record(create(record("IRN", "RUS", "8708", 2022, 13_000_000)))
+        .await
+        .unwrap()
+        .into_inner()
+        .trade_record
+        .unwrap();
+
+    gate.arm();
+    gate.verdict.send(Err("injected EIO".into())).unwrap();
+    let failed = client
+        .create_trade_record(create(record("IRN", "RUS", "8708", 2023, 66_000_000)))
+        .await;
+    match fsync {
+        FsyncPolicy::Always => {
+            let status = failed.unwrap_err();
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            assert!(status.message().contains("injected EIO"), "{status:?}");
+        }
+        // Acknowledged before its sync, as the policy says.
+        _ => assert!(failed.is_ok()),
+    }
+    let gate = tokio::task::spawn_blocking(move || {
+        gate.wait_entered();
+        gate
+    })
+    .await
+    .unwrap();
+    wait_not_serving(&server).await;
+    let syncs = gate.calls();
+
+    let refused = client
+        .create_trade_record(create(record("IRN", "RUS", "8708", 2024, 1)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("restart"), "{refused:?}");
+    let mut reports = server.reports().await;
+    let refused = reports
+        .publish_export_report(publish(report("IRN", "RUS", "87", "refused")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert_eq!(gate.calls(), syncs, "a failed fsync is never retried");
+
+    let got = client
+        .get_trade_record(pb::GetTradeRecordRequest {
+            id: kept.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.trade_record, Some(kept.clone()), "reads go on");
+    let visible = server.app.store().counts().trade_records;
+    server.shutdown().await.unwrap();
+
+    let server = TestServer::with_config(durable(dir.path())).await;
+    let ids = list_ids(&server).await;
+    assert_eq!(ids[0], kept.id);
+    match fsync {
+        // The refused write was cut off the log: it does not come back.
+        FsyncPolicy::Always => assert_eq!(ids.len(), 1),
+        // It was acknowledged; here the page cache still had it.
+        _ => assert_eq!(ids.len(), visible),
+    }
+    let mut client = server.trade().await;
+    client
+        .create_trade_record(create(record("IRN", "RUS", "8708", 2024, 1)))
+        .await
+        .expect("a restarted server takes writes again");
+}
+
+#[tokio::test]
+async fn a_failed_fsync_fences_the_store_under_always() {
+    a_failed_fsync_fences_the_store(FsyncPolicy::Always).await;
+}
+
+#[tokio::test]
+async fn a_failed_interval_fsync_fences_the_store() {
+    a_failed_fsync_fences_the_store(FsyncPolicy::Interval(Duration::from_millis(20))).await;
+}
