@@ -3,11 +3,14 @@
 //! prints one table (optionally also as JSON). A run with errors, losses or
 //! duplicates is refused, not reported.
 
+mod clients;
 mod durability;
 mod fanout;
 mod floor;
+mod h2load;
 mod load;
 mod proc;
+mod readwrite;
 mod sample;
 mod scale;
 mod servers;
@@ -59,12 +62,17 @@ struct Cli {
 enum Mode {
     /// GetTradeRecord, filtered List, Create: tradewire against the floor.
     Unary,
+    /// Get and List from h2load and sequential Get from Python grpcio:
+    /// clients we did not write, tradewire against the floor.
+    Clients,
     /// Subscribers and a publisher: tradewire against the broadcast floor.
     Fanout,
     /// Filtered List at 10k and 1M records; memory per record.
     Scale,
     /// Write throughput under each fsync policy at 1, 16 and 64 writers.
     Durability,
+    /// Get latency alone and beside 64 writers on a durable server.
+    Readwrite,
     /// Every mode in turn.
     All,
     #[command(hide = true)]
@@ -119,16 +127,27 @@ async fn run(cli: Cli) -> Result<Vec<Table>, BenchError> {
     };
     let mut tables = Vec::new();
     let modes = match cli.mode {
-        Mode::All => vec!["unary", "fanout", "scale", "durability"],
+        Mode::All => vec![
+            "unary",
+            "clients",
+            "fanout",
+            "scale",
+            "durability",
+            "readwrite",
+        ],
         Mode::Unary => vec!["unary"],
+        Mode::Clients => vec!["clients"],
         Mode::Fanout => vec!["fanout"],
         Mode::Scale => vec!["scale"],
         Mode::Durability => vec!["durability"],
+        Mode::Readwrite => vec!["readwrite"],
         Mode::FloorUnary { .. } | Mode::FloorFanout { .. } => unreachable!("handled in main"),
     };
     for mode in modes {
         let table = match mode {
             "unary" => unary::run(&opts).await?,
+            "clients" => clients::run(&opts).await?,
+            "readwrite" => readwrite::run(&opts).await?,
             "fanout" => fanout::run(&opts).await?,
             "scale" => scale::run(&opts).await?,
             _ => durability::run(&opts).await?,

@@ -31,7 +31,7 @@ impl Rpc {
     }
 }
 
-async fn seed(server: &ServerProcess, count: u64) -> Result<Vec<String>, BenchError> {
+pub async fn seed(server: &ServerProcess, count: u64) -> Result<Vec<String>, BenchError> {
     let mut client = TradeServiceClient::new(server.connect().await?);
     let mut ids = Vec::new();
     for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
