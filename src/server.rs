@@ -25,6 +25,7 @@ use crate::api::announcement::AnnouncementApi;
 use crate::api::export_report::ExportReportApi;
 use crate::api::frames::ExportReportRoutes;
 use crate::api::trade::TradeApi;
+use crate::api::trade_routes::TradeRoutes;
 use crate::hub::{Hub, HubConfig};
 use crate::pb::announcement_service_server::AnnouncementServiceServer;
 use crate::pb::export_report_service_server::ExportReportServiceServer;
@@ -176,7 +177,7 @@ impl App {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(TradeServiceServer::new(self.trade_api()))
+            .add_service(TradeRoutes::new(self.trade_api()))
             .add_service(AnnouncementServiceServer::new(self.announcement_api()))
             .add_service(ExportReportRoutes::new(self.export_report_api()));
 

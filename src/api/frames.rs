@@ -31,11 +31,65 @@ use crate::pb::subscribe_export_reports_response::Event as WireEvent;
 
 const SUBSCRIBE_PATH: &str = "/tradewire.v1.ExportReportService/SubscribeExportReports";
 
-/// A response to send: a message to encode, or the bytes of one.
+/// A response to send: a message to encode, the bytes of one, or a
+/// message written as its length-delimited fields, each already encoded
+/// (a Get or List answer around cached record encodings).
 #[derive(Debug)]
 pub enum Frame<M> {
     Message(M),
     Encoded(Bytes),
+    Fields(Vec<EncodedField>),
+}
+
+/// A length-delimited field (a message, string or bytes) whose value is
+/// already encoded.
+#[derive(Debug, Clone)]
+pub struct EncodedField {
+    pub number: u32,
+    pub value: Bytes,
+}
+
+impl<M: Message> Frame<M> {
+    /// Writes the response's encoding into `dst`.
+    pub fn write(&self, dst: &mut impl BufMut) -> Result<(), Status> {
+        match self {
+            Frame::Message(message) => message
+                .encode(dst)
+                .map_err(|e| Status::internal(format!("encoding a response: {e}"))),
+            Frame::Encoded(bytes) => {
+                dst.put_slice(bytes);
+                Ok(())
+            }
+            Frame::Fields(fields) => {
+                for field in fields {
+                    prost::encoding::encode_key(
+                        field.number,
+                        prost::encoding::WireType::LengthDelimited,
+                        dst,
+                    );
+                    prost::encoding::encode_varint(field.value.len() as u64, dst);
+                    dst.put_slice(&field.value);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The encoded length of the whole response.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Frame::Message(message) => message.encoded_len(),
+            Frame::Encoded(bytes) => bytes.len(),
+            Frame::Fields(fields) => fields
+                .iter()
+                .map(|f| {
+                    prost::encoding::key_len(f.number)
+                        + prost::encoding::encoded_len_varint(f.value.len() as u64)
+                        + f.value.len()
+                })
+                .sum(),
+        }
+    }
 }
 
 /// A subscription event as a message, encoded by whoever sends it.
@@ -85,15 +139,7 @@ impl<M: Message> Encoder for FrameEncoder<M> {
     type Error = Status;
 
     fn encode(&mut self, item: Frame<M>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        match item {
-            Frame::Message(message) => message
-                .encode(dst)
-                .map_err(|e| Status::internal(format!("encoding a response: {e}"))),
-            Frame::Encoded(bytes) => {
-                dst.put_slice(&bytes);
-                Ok(())
-            }
-        }
+        item.write(dst)
     }
 }
 

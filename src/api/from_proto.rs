@@ -391,6 +391,7 @@ pub fn trade_record(
         value: money?,
         quantity,
         source: source?,
+        encoded: Default::default(),
     })
 }
 

@@ -12,6 +12,7 @@ pub mod page_token;
 pub mod status;
 pub mod to_proto;
 pub mod trade;
+pub mod trade_routes;
 
 use prost::Message;
 

@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use chrono::{Datelike, NaiveDate};
+use prost::Message;
 
 use crate::domain::{
     Announcement, AnnouncementKind, Bound, BoundedMoney, Calendar, CalendarPart, Due, ExportReport,
@@ -105,6 +106,14 @@ fn source(s: &Source) -> pb::Source {
         quote: s.quote.clone(),
         published_date: s.published_date.map(date),
     }
+}
+
+/// A stored record's `TradeRecord` encoding: made once, on first use, and
+/// shared by every answer that carries the record.
+pub fn encoded_trade_record(r: &TradeRecord) -> bytes::Bytes {
+    r.encoded
+        .get_or_init(|| trade_record(r).encode_to_vec().into())
+        .clone()
 }
 
 pub fn trade_record(r: &TradeRecord) -> pb::TradeRecord {

@@ -21,9 +21,9 @@ pub use period::{Calendar, CalendarPart, DateRange, Period, PeriodSpec};
 pub use record::{Person, Source, TradeRecord};
 pub use report::{Change, ExportReport};
 
-/// A slot for an item's wire encoding, computed at most once and shared by
-/// every subscriber that receives the item. The domain never reads it;
-/// equality ignores it.
+/// A slot for a stored item's wire encoding, computed at most once (stored
+/// items never change) and shared by every answer and subscriber that
+/// carries the item. The domain never reads it; equality ignores it.
 #[derive(Clone, Default)]
 pub struct EncodedOnce(std::sync::OnceLock<bytes::Bytes>);
 

@@ -39,6 +39,11 @@ pub struct TradeRecord {
     pub value: BoundedMoney,
     pub quantity: Option<Quantity>,
     pub source: Source,
+    /// The record's `tradewire.v1.TradeRecord` encoding, made on first
+    /// read and copied into every answer that carries the record; filled
+    /// by the API layer.
+    #[serde(skip)]
+    pub encoded: super::EncodedOnce,
 }
 
 /// What makes two trade records the same figure: an export report links to

@@ -88,6 +88,7 @@ impl ExportReport {
             value: *value,
             quantity: None,
             source: self.source.clone(),
+            encoded: Default::default(),
         };
         let current = self.value.as_ref().map(|v| record(&self.period, v));
         let baseline = match (&self.baseline_period, &self.baseline_value) {

@@ -330,6 +330,7 @@ mod tests {
             value: usd(units),
             quantity: None,
             source: source(),
+            encoded: Default::default(),
         }
     }
 
