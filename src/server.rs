@@ -173,7 +173,8 @@ impl App {
         let router = Server::builder()
             .http2_keepalive_interval(Some(self.config.keepalive_interval))
             .http2_keepalive_timeout(Some(self.config.keepalive_timeout))
-            .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+            // DEBUG: at INFO, formatting a span per call cost ~5% of a Get.
+            .trace_fn(|request| tracing::debug_span!("rpc", method = %request.uri().path()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -1,9 +1,11 @@
-//! The log's fsync against readers and failures, through a real server and
-//! real clients, with a fault-injection hook that holds or fails the sync:
+//! The log's fsync and snapshots against readers, writers and failures,
+//! through a real server and real clients, with fault-injection hooks that
+//! hold or fail a sync or a snapshot:
 //! - reads never wait for an fsync, and a write is invisible until durable;
 //! - a failed fsync fences the store (writes UNAVAILABLE, never retried,
 //!   health NOT_SERVING, reads go on) under `always` and `interval`, and a
-//!   restart recovers from disk.
+//!   restart recovers from disk;
+//! - writes go on while a snapshot is being written.
 
 mod common;
 
@@ -24,9 +26,9 @@ use tradewire::store::{FsyncPolicy, SyncHook};
 /// How long any single step may take before the test calls it a hang.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// Steers the log's fsync: while armed, each sync announces itself on
-/// `entered` and then waits for the test's verdict (`Ok` to go on, `Err`
-/// to fail as the disk would).
+/// Steers the log's fsync (or the snapshot): while armed, each one
+/// announces itself on `entered` and then waits for the test's verdict
+/// (`Ok` to go on, `Err` to fail as the disk would).
 struct SyncGate {
     armed: Arc<AtomicBool>,
     calls: Arc<AtomicUsize>,
@@ -36,6 +38,18 @@ struct SyncGate {
 
 impl SyncGate {
     fn install(config: &mut Config) -> SyncGate {
+        let (gate, hook) = SyncGate::new();
+        config.store.durable.as_mut().unwrap().sync_hook = Some(hook);
+        gate
+    }
+
+    fn install_on_snapshots(config: &mut Config) -> SyncGate {
+        let (gate, hook) = SyncGate::new();
+        config.store.durable.as_mut().unwrap().snapshot_hook = Some(hook);
+        gate
+    }
+
+    fn new() -> (SyncGate, SyncHook) {
         let armed = Arc::new(AtomicBool::new(false));
         let calls = Arc::new(AtomicUsize::new(0));
         let (entered_tx, entered) = mpsc::channel();
@@ -58,13 +72,13 @@ impl SyncGate {
                 verdict.map_err(std::io::Error::other)
             }
         };
-        config.store.durable.as_mut().unwrap().sync_hook = Some(SyncHook(Arc::new(hook)));
-        SyncGate {
+        let gate = SyncGate {
             armed,
             calls,
             entered,
             verdict,
-        }
+        };
+        (gate, SyncHook(Arc::new(hook)))
     }
 
     fn arm(&self) {
@@ -265,4 +279,47 @@ async fn a_failed_fsync_fences_the_store_under_always() {
 #[tokio::test]
 async fn a_failed_interval_fsync_fences_the_store() {
     a_failed_fsync_fences_the_store(FsyncPolicy::Interval(Duration::from_millis(20))).await;
+}
+
+#[tokio::test]
+async fn writes_go_on_while_a_snapshot_is_written() {
+    let dir = TempDir::new("snapshot-held");
+    let mut config = durable(dir.path());
+    config.store.durable.as_mut().unwrap().segment_bytes = 4 * 1024;
+    let gate = SyncGate::install_on_snapshots(&mut config);
+    gate.arm();
+    let server = TestServer::with_config(config).await;
+    let mut reports = server.reports().await;
+    let mut published = 0;
+    // Past 4 KiB of log, the committer starts a snapshot and its thread
+    // holds in the hook.
+    let gate = loop {
+        reports
+            .publish_export_report(publish(report("IRN", "RUS", "8708", "before")))
+            .await
+            .unwrap();
+        published += 1;
+        if let Ok(()) = gate.entered.try_recv() {
+            break gate;
+        }
+        assert!(published < 1_000, "no snapshot started");
+    };
+    for _ in 0..50 {
+        tokio::time::timeout(
+            PATIENCE,
+            reports.publish_export_report(publish(report("IRN", "RUS", "8708", "during"))),
+        )
+        .await
+        .expect("a write is acknowledged while the snapshot is held")
+        .unwrap();
+        published += 1;
+    }
+    assert!(gate.calls() >= 1);
+    gate.verdict.send(Ok(())).unwrap();
+    server.shutdown().await.unwrap();
+
+    let server = TestServer::with_config(durable(dir.path())).await;
+    let recovery = server.app.recovery().unwrap().clone();
+    assert!(recovery.snapshot_lsn.is_some(), "{recovery:?}");
+    assert_eq!(server.app.store().counts().export_reports, published);
 }

@@ -25,6 +25,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::StoreConfig;
@@ -66,10 +67,14 @@ pub struct DurableConfig {
     /// log; an error it returns counts as a failed fsync.
     #[doc(hidden)]
     pub sync_hook: Option<SyncHook>,
+    /// Test hook: runs on the snapshot thread before it writes; an error
+    /// it returns fails the snapshot.
+    #[doc(hidden)]
+    pub snapshot_hook: Option<SyncHook>,
 }
 
-/// A fault-injection hook around fsync (tests only): it can delay a sync
-/// or make it fail.
+/// A fault-injection hook (tests only) around an fsync or a snapshot: it
+/// can hold it up or make it fail.
 #[doc(hidden)]
 #[derive(Clone)]
 pub struct SyncHook(pub std::sync::Arc<dyn Fn() -> io::Result<()> + Send + Sync>);
@@ -89,6 +94,7 @@ impl DurableConfig {
             segment_bytes: 64 * 1024 * 1024,
             fail_writes_after: None,
             sync_hook: None,
+            snapshot_hook: None,
         }
     }
 }
@@ -307,6 +313,8 @@ pub struct Journal {
     /// (PostgreSQL's "fsyncgate"). Only a restart, reading back what the
     /// disk really holds, recovers.
     broken: Option<String>,
+    /// The snapshot being written, if one is.
+    snapshotting: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl Journal {
@@ -345,6 +353,7 @@ impl Journal {
             last_sync: Instant::now(),
             unsynced: false,
             broken: None,
+            snapshotting: None,
         };
         Ok((journal, state, recovery))
     }
@@ -494,30 +503,22 @@ impl Journal {
 
     /// Whether the segment is big enough for a snapshot.
     pub fn wants_snapshot(&self) -> bool {
-        self.broken.is_none() && self.segment_len >= self.config.segment_bytes
+        self.broken.is_none()
+            && self.snapshotting.is_none()
+            && self.segment_len >= self.config.segment_bytes
     }
 
-    /// Writes a snapshot of `state` (which must include every entry before
-    /// `next_lsn`), starts a new segment, then drops what the snapshot
-    /// covers.
-    pub fn snapshot(&mut self, state: &State) -> io::Result<()> {
+    /// Starts a snapshot of `view`, the state before entry `next_lsn`,
+    /// taken by the caller at a group boundary. Here, on the committer: the
+    /// current segment is synced (so that only the last segment can ever
+    /// have a torn tail) and a new one started at `next_lsn`. On another
+    /// thread: the snapshot is written and made durable, and only then are
+    /// the segments and snapshots it covers deleted. Writes go on into the
+    /// new segment meanwhile; one snapshot runs at a time.
+    pub fn start_snapshot(&mut self, view: Snapshot) -> io::Result<()> {
         let lsn = self.next_lsn;
         let dir = self.config.dir.clone();
-        // The current segment must be durable before the snapshot makes it
-        // redundant, and the new segment must exist before old ones go.
         self.sync()?;
-        let body = postcard::to_stdvec(&state.snapshot()).map_err(io::Error::other)?;
-        let tmp = dir.join(format!("{}.tmp", snapshot_name(lsn)));
-        {
-            let mut file = File::create(&tmp)?;
-            file.write_all(SNAPSHOT_MAGIC)?;
-            file.write_all(&lsn.to_le_bytes())?;
-            file.write_all(&(body.len() as u64).to_le_bytes())?;
-            file.write_all(&crc32c::crc32c(&body).to_le_bytes())?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, dir.join(snapshot_name(lsn)))?;
         let new_path = dir.join(segment_name(lsn));
         let new_segment = OpenOptions::new()
             .create(true)
@@ -526,25 +527,78 @@ impl Journal {
         sync_dir(&dir)?;
         self.segment = new_segment;
         self.segment_len = 0;
-        let stale = |n: u64| n < lsn;
-        for (n, path) in numbered(&dir, "wal-", ".log").map_err(io::Error::other)? {
-            if stale(n) {
-                fs::remove_file(path)?;
-            }
-        }
-        for (n, path) in numbered(&dir, "snapshot-", ".snap").map_err(io::Error::other)? {
-            if stale(n) {
-                fs::remove_file(path)?;
-            }
-        }
-        sync_dir(&dir)?;
-        tracing::info!(
-            lsn,
-            bytes = body.len(),
-            "snapshot written; older log segments dropped"
-        );
+        let hook = self.config.snapshot_hook.clone();
+        let thread = std::thread::Builder::new()
+            .name("tradewire-snapshot".into())
+            .spawn(move || {
+                if let Some(hook) = hook {
+                    (hook.0)()?;
+                }
+                write_snapshot(&dir, lsn, &view)
+            })?;
+        self.snapshotting = Some(thread);
         Ok(())
     }
+
+    /// Collects a finished snapshot thread's result (waiting for it with
+    /// `wait`), logging a failure: the log then keeps growing until a later
+    /// snapshot succeeds.
+    pub fn reap_snapshot(&mut self, wait: bool) {
+        let done = self
+            .snapshotting
+            .as_ref()
+            .is_some_and(|thread| wait || thread.is_finished());
+        if !done {
+            return;
+        }
+        let result = match self.snapshotting.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the snapshot thread panicked")),
+            None => Ok(()),
+        };
+        if let Err(error) = result {
+            tracing::error!(%error, "snapshot failed; the log keeps growing until one succeeds");
+        }
+    }
+}
+
+/// Writes the snapshot of the state before entry `lsn` (temp file, fsync,
+/// rename, fsync of the directory), then deletes the segments and
+/// snapshots it makes redundant. Runs on the snapshot thread, with no lock.
+fn write_snapshot(dir: &Path, lsn: u64, view: &Snapshot) -> io::Result<()> {
+    let started = Instant::now();
+    let body = postcard::to_stdvec(view).map_err(io::Error::other)?;
+    let tmp = dir.join(format!("{}.tmp", snapshot_name(lsn)));
+    {
+        let mut file = File::create(&tmp)?;
+        file.write_all(SNAPSHOT_MAGIC)?;
+        file.write_all(&lsn.to_le_bytes())?;
+        file.write_all(&(body.len() as u64).to_le_bytes())?;
+        file.write_all(&crc32c::crc32c(&body).to_le_bytes())?;
+        file.write_all(&body)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, dir.join(snapshot_name(lsn)))?;
+    sync_dir(dir)?;
+    let stale = |n: u64| n < lsn;
+    for (n, path) in numbered(dir, "wal-", ".log").map_err(io::Error::other)? {
+        if stale(n) {
+            fs::remove_file(path)?;
+        }
+    }
+    for (n, path) in numbered(dir, "snapshot-", ".snap").map_err(io::Error::other)? {
+        if stale(n) {
+            fs::remove_file(path)?;
+        }
+    }
+    sync_dir(dir)?;
+    tracing::info!(
+        lsn,
+        bytes = body.len(),
+        millis = started.elapsed().as_millis() as u64,
+        "snapshot written; older log segments dropped"
+    );
+    Ok(())
 }
 
 /// Where appending continues after a load.

@@ -474,19 +474,25 @@ fn commit_loop(shared: &Shared, mut journal: journal::Journal, jobs: &mpsc::Rece
         if let Err(error) = journal.sync_if_due() {
             tracing::error!(%error, "interval fsync failed");
         }
+        journal.reap_snapshot(false);
         if journal.wants_snapshot() {
-            let state = shared.read();
-            if let Err(error) = journal.snapshot(&state) {
+            // A consistent view is a copy of the state's `Arc`s, taken
+            // under the read lock at a group boundary; it is serialized
+            // and written on the snapshot thread while writes go on.
+            let view = shared.read().snapshot();
+            if let Err(error) = journal.start_snapshot(view) {
                 tracing::error!(%error, "snapshot failed; the log keeps growing until one succeeds");
             }
         }
         fence_if_broken(shared, &journal);
     }
     // Everything acknowledged is on disk already under `always`; make the
-    // other policies' tail durable at a clean stop.
+    // other policies' tail durable at a clean stop, and let a snapshot in
+    // progress finish while the directory is still locked.
     if let Err(error) = journal.sync_pending() {
         tracing::error!(%error, "final log flush failed");
     }
+    journal.reap_snapshot(true);
 }
 
 fn fence_if_broken(shared: &Shared, journal: &journal::Journal) {

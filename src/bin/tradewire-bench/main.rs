@@ -14,6 +14,7 @@ mod readwrite;
 mod sample;
 mod scale;
 mod servers;
+mod snapshot;
 mod table;
 mod unary;
 
@@ -73,6 +74,8 @@ enum Mode {
     Durability,
     /// Get latency alone and beside 64 writers on a durable server.
     Readwrite,
+    /// Write latency while a snapshot of 1,000,000 records is written.
+    Snapshot,
     /// Every mode in turn.
     All,
     #[command(hide = true)]
@@ -134,6 +137,7 @@ async fn run(cli: Cli) -> Result<Vec<Table>, BenchError> {
             "scale",
             "durability",
             "readwrite",
+            "snapshot",
         ],
         Mode::Unary => vec!["unary"],
         Mode::Clients => vec!["clients"],
@@ -141,6 +145,7 @@ async fn run(cli: Cli) -> Result<Vec<Table>, BenchError> {
         Mode::Scale => vec!["scale"],
         Mode::Durability => vec!["durability"],
         Mode::Readwrite => vec!["readwrite"],
+        Mode::Snapshot => vec!["snapshot"],
         Mode::FloorUnary { .. } | Mode::FloorFanout { .. } => unreachable!("handled in main"),
     };
     for mode in modes {
@@ -148,6 +153,7 @@ async fn run(cli: Cli) -> Result<Vec<Table>, BenchError> {
             "unary" => unary::run(&opts).await?,
             "clients" => clients::run(&opts).await?,
             "readwrite" => readwrite::run(&opts).await?,
+            "snapshot" => snapshot::run(&opts).await?,
             "fanout" => fanout::run(&opts).await?,
             "scale" => scale::run(&opts).await?,
             _ => durability::run(&opts).await?,

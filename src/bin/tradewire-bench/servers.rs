@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use tonic::transport::{Channel, Endpoint};
 
@@ -14,6 +15,8 @@ pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
 pub struct ServerProcess {
     child: std::process::Child,
     pub addr: SocketAddr,
+    /// Its log lines after the "serving" line, as they arrive.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -27,6 +30,11 @@ impl ServerProcess {
 
     pub fn rss_bytes(&self) -> u64 {
         crate::proc::rss_bytes(self.pid()).unwrap_or(0)
+    }
+
+    /// The log lines it has written since it started serving.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     pub async fn connect(&self) -> Result<Channel, BenchError> {
@@ -75,7 +83,10 @@ fn spawn(
     };
     let mut child = command
         .args(args)
-        .env("RUST_LOG", "warn,tradewire::server=info")
+        .env(
+            "RUST_LOG",
+            "warn,tradewire::server=info,tradewire::store=info",
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -97,8 +108,16 @@ fn spawn(
                 .parse()?;
         }
     };
-    std::thread::spawn(move || for _ in lines {});
-    Ok(ServerProcess { child, addr })
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(mut kept) = kept.lock() {
+                kept.push(line);
+            }
+        }
+    });
+    Ok(ServerProcess { child, addr, log })
 }
 
 /// The real server, in memory or on `data_dir` with `fsync`.
