@@ -23,9 +23,9 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::api::announcement::AnnouncementApi;
 use crate::api::export_report::ExportReportApi;
-use crate::api::frames::ExportReportRoutes;
+use crate::api::frames::export_report_routes;
 use crate::api::trade::TradeApi;
-use crate::api::trade_routes::TradeRoutes;
+use crate::api::trade_routes::trade_routes;
 use crate::hub::{Hub, HubConfig};
 use crate::pb::announcement_service_server::AnnouncementServiceServer;
 use crate::pb::export_report_service_server::ExportReportServiceServer;
@@ -178,9 +178,9 @@ impl App {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(TradeRoutes::new(self.trade_api()))
+            .add_service(trade_routes(self.trade_api()))
             .add_service(AnnouncementServiceServer::new(self.announcement_api()))
-            .add_service(ExportReportRoutes::new(self.export_report_api()));
+            .add_service(export_report_routes(self.export_report_api()));
 
         // A failed fsync fences the store: health says so at once.
         let fence_watch = {

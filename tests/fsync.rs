@@ -138,13 +138,7 @@ async fn reads_never_wait_for_an_fsync_and_a_write_is_invisible_until_durable() 
     let gate = SyncGate::install(&mut config);
     let server = TestServer::with_config(config).await;
     let mut client = server.trade().await;
-    let first = client
-        .create_trade_record(create(record("IRN", "RUS", "8708", 2022, 13_000_000)))
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_record
-        .unwrap();
+    let first = stored(&mut client, record("IRN", "RUS", "8708", 2022, 13_000_000)).await;
 
     gate.arm();
     let mut writer = server.trade().await;
@@ -199,13 +193,7 @@ async fn a_failed_fsync_fences_the_store(fsync: FsyncPolicy) {
     let gate = SyncGate::install(&mut config);
     let server = TestServer::with_config(config).await;
     let mut client = server.trade().await;
-    let kept = client
-        .create_trade_record(create(record("IRN", "RUS", "8708", 2022, 13_000_000)))
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_record
-        .unwrap();
+    let kept = stored(&mut client, record("IRN", "RUS", "8708", 2022, 13_000_000)).await;
 
     gate.arm();
     gate.verdict.send(Err("injected EIO".into())).unwrap();

@@ -690,24 +690,18 @@ async fn request_id_makes_create_idempotent() {
 async fn a_raw_http2_client_gets_exact_replies() {
     let server = TestServer::start().await;
     let mut client = server.trade().await;
-    let stored = client
-        .create_trade_record(create(record("IRN", "RUS", "8708", 2022, 13_000_000)))
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_record
-        .unwrap();
+    let kept = stored(&mut client, record("IRN", "RUS", "8708", 2022, 13_000_000)).await;
 
     let mut raw = raw_h2::RawGrpc::connect(server.addr).await;
     let path = "/tradewire.v1.TradeService/GetTradeRecord";
     let request = pb::GetTradeRecordRequest {
-        id: stored.id.clone(),
+        id: kept.id.clone(),
     };
     for _ in 0..10 {
         let reply = raw.unary(path, &request).await;
         assert_eq!(reply.grpc_status, "0");
         let got = <pb::GetTradeRecordResponse as prost::Message>::decode(reply.message).unwrap();
-        assert_eq!(got.trade_record.as_ref(), Some(&stored));
+        assert_eq!(got.trade_record.as_ref(), Some(&kept));
     }
     let missing = pb::GetTradeRecordRequest {
         id: ulid::Ulid::new().to_string(),

@@ -3,25 +3,25 @@
 //! A published report is encoded into its `SubscribeExportReportsResponse`
 //! frame once, on first delivery, and the bytes are cached on the report;
 //! every other subscriber copies those bytes into its HTTP/2 stream instead
-//! of converting and encoding the report again. tonic's generated server
-//! takes only generated messages, so `ExportReportRoutes` answers that one
-//! method itself through `tonic::server::Grpc` with `FrameCodec`, and hands
-//! every other method to the generated server.
+//! of converting and encoding the report again. `ExportReportMethods`
+//! answers that one method through `tonic::server::Grpc` with
+//! `FrameCodec`; `routes::Routes` hands every other method to the
+//! generated server. `Frame` and `FrameCodec` also carry the Get and List
+//! answers written from cached record encodings (`trade_routes`).
 
-use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes};
 use futures_util::{Stream, StreamExt};
 use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
-use tonic::server::{NamedService, ServerStreamingService};
+use tonic::codegen::{Body, BoxFuture, StdError, http};
+use tonic::server::ServerStreamingService;
 use tonic::{Request, Response, Status};
 
 use super::export_report::ExportReportApi;
+use super::routes::{Answer, Methods, Routes};
 use super::to_proto;
 use crate::domain::ExportReport;
 use crate::hub::Event;
@@ -197,47 +197,35 @@ impl ServerStreamingService<pb::SubscribeExportReportsRequest> for SubscribeFram
     }
 }
 
-/// `tradewire.v1.ExportReportService` with encode-once subscriptions.
+/// SubscribeExportReports, answered with encode-once frames.
 #[derive(Debug, Clone)]
-pub struct ExportReportRoutes {
-    api: Arc<ExportReportApi>,
-    generated: ExportReportServiceServer<ExportReportApi>,
-}
+pub struct ExportReportMethods(Arc<ExportReportApi>);
 
-impl ExportReportRoutes {
-    pub fn new(api: ExportReportApi) -> Self {
-        ExportReportRoutes {
-            generated: ExportReportServiceServer::new(api.clone()),
-            api: Arc::new(api),
-        }
-    }
-}
-
-impl NamedService for ExportReportRoutes {
-    const NAME: &'static str = "tradewire.v1.ExportReportService";
-}
-
-impl<B> Service<http::Request<B>> for ExportReportRoutes
-where
-    B: Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+impl Methods for ExportReportMethods {
+    fn serves(&self, path: &str) -> bool {
+        path == SUBSCRIBE_PATH
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() != SUBSCRIBE_PATH {
-            return Box::pin(self.generated.call(request));
-        }
-        let method = SubscribeFrames(Arc::clone(&self.api));
+    fn answer<B>(&self, request: http::Request<B>) -> Answer
+    where
+        B: Body + Send + 'static,
+        B::Error: Into<StdError> + Send + 'static,
+    {
+        let method = SubscribeFrames(Arc::clone(&self.0));
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(FrameCodec::default());
             Ok(grpc.server_streaming(method, request).await)
         })
     }
+}
+
+/// `tradewire.v1.ExportReportService` with encode-once subscriptions.
+pub type ExportReportRoutes =
+    Routes<ExportReportMethods, ExportReportServiceServer<ExportReportApi>>;
+
+pub fn export_report_routes(api: ExportReportApi) -> ExportReportRoutes {
+    Routes::new(
+        ExportReportMethods(Arc::new(api.clone())),
+        ExportReportServiceServer::new(api),
+    )
 }

@@ -9,6 +9,7 @@ pub mod export_report;
 pub mod frames;
 pub mod from_proto;
 pub mod page_token;
+pub mod routes;
 pub mod status;
 pub mod to_proto;
 pub mod trade;

@@ -231,6 +231,20 @@ pub fn create(record: pb::TradeRecord) -> pb::CreateTradeRecordRequest {
     }
 }
 
+/// Creates `record` and returns it as stored.
+pub async fn stored(
+    client: &mut TradeServiceClient<Channel>,
+    record: pb::TradeRecord,
+) -> pb::TradeRecord {
+    client
+        .create_trade_record(create(record))
+        .await
+        .expect("create a trade record")
+        .into_inner()
+        .trade_record
+        .expect("the stored record")
+}
+
 pub fn publish(report: pb::ExportReport) -> pb::PublishExportReportRequest {
     pb::PublishExportReportRequest {
         export_report: Some(report),

@@ -4,12 +4,9 @@
 use std::collections::HashMap;
 
 use serde_json::json;
-use tradewire::pb;
-use tradewire::pb::trade_service_client::TradeServiceClient;
 
 use crate::Opts;
 use crate::load;
-use crate::sample;
 use crate::servers::{self, BenchError};
 use crate::table::Table;
 
@@ -27,37 +24,18 @@ pub async fn run(opts: &Opts) -> Result<Table, BenchError> {
             let dir = root.join(format!("{policy}-{writers}"));
             let server = servers::tradewire(opts.server_core, Some((&dir, policy)), &[])?;
             let connections = writers.min(4);
-            let mut channels = Vec::new();
-            for _ in 0..connections {
-                channels.push(server.connect().await?);
-            }
-            let result = load::run(
-                &channels,
+            let result = load::creates(
+                &server,
+                connections,
                 writers / connections,
                 opts.duration,
                 None,
-                |channel, n| async move {
-                    let request = pb::CreateTradeRecordRequest {
-                        trade_record: Some(sample::record(n)),
-                        request_id: String::new(),
-                    };
-                    TradeServiceClient::new(channel)
-                        .create_trade_record(request)
-                        .await
-                        .map(drop)
-                },
+                0,
             )
-            .await;
+            .await?;
             drop(server);
             let _ = std::fs::remove_dir_all(&dir);
-            if result.errors > 0 {
-                return Err(format!(
-                    "fsync {policy} with {writers} writers: {} errors (first: {}); refusing to report",
-                    result.errors,
-                    result.first_error.unwrap_or_default()
-                )
-                .into());
-            }
+            load::refuse_errors(&format!("fsync {policy} with {writers} writers"), &result)?;
             rates.insert((policy, writers), result.rate());
             let versus = rates
                 .get(&("never", writers))

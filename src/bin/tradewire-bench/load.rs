@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
+use tradewire::pb;
+use tradewire::pb::trade_service_client::TradeServiceClient;
+
+use crate::sample;
+use crate::servers::{BenchError, ServerProcess};
 
 pub struct LoadResult {
     pub requests: u64,
@@ -123,4 +128,50 @@ where
         elapsed,
         latency_us,
     }
+}
+
+/// `connections` x `per_connection` loops creating sample records (numbered
+/// from `first`) for `duration`, at `rate` in all if set.
+pub async fn creates(
+    server: &ServerProcess,
+    connections: usize,
+    per_connection: usize,
+    duration: Duration,
+    rate: Option<f64>,
+    first: u64,
+) -> Result<LoadResult, BenchError> {
+    let mut channels = Vec::new();
+    for _ in 0..connections {
+        channels.push(server.connect().await?);
+    }
+    Ok(run(
+        &channels,
+        per_connection,
+        duration,
+        rate,
+        move |channel, n| async move {
+            let request = pb::CreateTradeRecordRequest {
+                trade_record: Some(sample::record(first + n)),
+                request_id: String::new(),
+            };
+            TradeServiceClient::new(channel)
+                .create_trade_record(request)
+                .await
+                .map(drop)
+        },
+    )
+    .await)
+}
+
+/// A run with any error is refused, not reported.
+pub fn refuse_errors(what: &str, result: &LoadResult) -> Result<(), BenchError> {
+    if result.errors > 0 {
+        return Err(format!(
+            "{what}: {} errors (first: {}); refusing to report",
+            result.errors,
+            result.first_error.as_deref().unwrap_or("?")
+        )
+        .into());
+    }
+    Ok(())
 }

@@ -10,12 +10,9 @@
 use std::path::Path;
 
 use serde_json::json;
-use tradewire::pb;
-use tradewire::pb::trade_service_client::TradeServiceClient;
 
 use crate::Opts;
-use crate::load::{self, LoadResult};
-use crate::sample;
+use crate::load;
 use crate::servers::{self, BenchError, ServerProcess};
 use crate::table::Table;
 use crate::unary;
@@ -31,43 +28,6 @@ fn log_bytes(dir: &Path) -> Result<u64, BenchError> {
         }
     }
     Ok(total)
-}
-
-async fn writes(
-    server: &ServerProcess,
-    opts: &Opts,
-    offset: u64,
-) -> Result<LoadResult, BenchError> {
-    let mut channels = Vec::new();
-    for _ in 0..4 {
-        channels.push(server.connect().await?);
-    }
-    let result = load::run(
-        &channels,
-        4,
-        opts.duration,
-        None,
-        move |channel, n| async move {
-            let request = pb::CreateTradeRecordRequest {
-                trade_record: Some(sample::record(offset + n)),
-                request_id: String::new(),
-            };
-            TradeServiceClient::new(channel)
-                .create_trade_record(request)
-                .await
-                .map(drop)
-        },
-    )
-    .await;
-    if result.errors > 0 {
-        return Err(format!(
-            "writes: {} errors (first: {}); refusing to report",
-            result.errors,
-            result.first_error.as_deref().unwrap_or("?")
-        )
-        .into());
-    }
-    Ok(result)
 }
 
 /// The "snapshot written" line's fields, if the server logged one.
@@ -114,7 +74,8 @@ pub async fn run(opts: &Opts) -> Result<Table, BenchError> {
         durable,
         &["--snapshot-after-bytes", NEVER],
     )?;
-    let base = writes(&baseline, opts, records).await?;
+    let base = load::creates(&baseline, 4, 4, opts.duration, None, records).await?;
+    load::refuse_errors("writes without a snapshot", &base)?;
     drop(baseline);
 
     let threshold = (log_bytes(&dir)? + 1).to_string();
@@ -123,7 +84,8 @@ pub async fn run(opts: &Opts) -> Result<Table, BenchError> {
         durable,
         &["--snapshot-after-bytes", &threshold],
     )?;
-    let during = writes(&snapshotting, opts, 2 * records).await?;
+    let during = load::creates(&snapshotting, 4, 4, opts.duration, None, 2 * records).await?;
+    load::refuse_errors("writes during the snapshot", &during)?;
     let written = snapshot_written(&snapshotting)
         .ok_or("no snapshot was written during the run; refusing to report")?;
     drop(snapshotting);
