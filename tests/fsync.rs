@@ -5,7 +5,10 @@
 //! - a failed fsync fences the store (writes UNAVAILABLE, never retried,
 //!   health NOT_SERVING, reads go on) under `always` and `interval`, and a
 //!   restart recovers from disk;
-//! - writes go on while a snapshot is being written.
+//! - writes go on while a snapshot is being written;
+//! - concurrent writes that share commit groups keep every invariant: one
+//!   record per request id, no reference to a deleted record, and a restart
+//!   that replays to the same state.
 
 mod common;
 
@@ -122,7 +125,10 @@ async fn list_ids(server: &TestServer) -> Vec<String> {
     let mut client = server.trade().await;
     let page = tokio::time::timeout(
         PATIENCE,
-        client.list_trade_records(pb::ListTradeRecordsRequest::default()),
+        client.list_trade_records(pb::ListTradeRecordsRequest {
+            page_size: 1000,
+            ..Default::default()
+        }),
     )
     .await
     .expect("List answered while the sync is held")
@@ -310,4 +316,142 @@ async fn writes_go_on_while_a_snapshot_is_written() {
     let recovery = server.app.recovery().unwrap().clone();
     assert!(recovery.snapshot_lsn.is_some(), "{recovery:?}");
     assert_eq!(server.app.store().counts().export_reports, published);
+}
+
+/// A report of `year_` against `year_ - 1`: its baseline figure has the key
+/// of `record("IRN", "RUS", "8708", year_ - 1, ..)`.
+fn growth(year_: i32) -> pb::ExportReport {
+    pb::ExportReport {
+        period: Some(year(pb::Calendar::Gregorian, year_)),
+        value: Some(usd(66_000_000, pb::Bound::AtLeast)),
+        baseline_period: Some(year(pb::Calendar::Gregorian, year_ - 1)),
+        baseline_value: Some(usd(13_000_000, pb::Bound::Exact)),
+        ..report("IRN", "RUS", "8708", &format!("growth {year_}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_in_shared_groups_keep_every_invariant() {
+    use tradewire::pb::export_report_service_client::ExportReportServiceClient;
+    use tradewire::pb::trade_service_client::TradeServiceClient;
+
+    let dir = TempDir::new("groups");
+    let server = TestServer::with_config(durable(dir.path())).await;
+    let mut client = server.trade().await;
+    let mut baselines = Vec::new();
+    for i in 0..20 {
+        baselines.push(
+            stored(
+                &mut client,
+                record("IRN", "RUS", "8708", 1950 + i, 13_000_000),
+            )
+            .await,
+        );
+    }
+
+    // All at once on one connection, so that the committer groups them: a
+    // delete and a publication that refers to the same record race for
+    // each of 20 records, and 6 request ids are each sent 10 times.
+    let channel = server.channel().await;
+    let mut deletes = Vec::new();
+    let mut publications = Vec::new();
+    let mut creates = Vec::new();
+    for (i, baseline) in baselines.iter().enumerate() {
+        let mut trade = TradeServiceClient::new(channel.clone());
+        let id = baseline.id.clone();
+        deletes.push(tokio::spawn(async move {
+            trade
+                .delete_trade_record(pb::DeleteTradeRecordRequest { id })
+                .await
+                .map(drop)
+        }));
+        let mut reports = ExportReportServiceClient::new(channel.clone());
+        publications.push(tokio::spawn(async move {
+            reports
+                .publish_export_report(publish(growth(1951 + i as i32)))
+                .await
+                .map(|r| r.into_inner().export_report.unwrap())
+        }));
+    }
+    for k in 0..60 {
+        let mut trade = TradeServiceClient::new(channel.clone());
+        creates.push(tokio::spawn(async move {
+            let request = pb::CreateTradeRecordRequest {
+                trade_record: Some(record("IRN", "RUS", "8708", 1800 + k % 6, 1)),
+                request_id: format!("same-{}", k % 6),
+            };
+            let created = trade.create_trade_record(request).await;
+            (
+                k % 6,
+                created.map(|r| r.into_inner().trade_record.unwrap().id),
+            )
+        }));
+    }
+
+    let mut deleted = Vec::new();
+    for task in deletes {
+        match task.await.unwrap() {
+            Ok(()) => deleted.push(true),
+            Err(status) => {
+                assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+                deleted.push(false);
+            }
+        }
+    }
+    let mut reports = Vec::new();
+    for task in publications {
+        reports.push(task.await.unwrap().expect("every publication succeeds"));
+    }
+    let mut per_request: std::collections::HashMap<i32, std::collections::HashSet<String>> =
+        Default::default();
+    for task in creates {
+        let (key, id) = task.await.unwrap();
+        per_request
+            .entry(key)
+            .or_default()
+            .insert(id.expect("create"));
+    }
+    assert_eq!(per_request.len(), 6);
+    for (key, ids) in &per_request {
+        assert_eq!(ids.len(), 1, "request id same-{key} stored once: {ids:?}");
+    }
+
+    let mut trade = server.trade().await;
+    for (i, report) in reports.iter().enumerate() {
+        let baseline_id = report.baseline_trade_record_id.clone();
+        for id in [report.trade_record_id.clone(), baseline_id.clone()] {
+            trade
+                .get_trade_record(pb::GetTradeRecordRequest { id: id.clone() })
+                .await
+                .unwrap_or_else(|s| panic!("report {i} refers to {id}, which is gone: {s:?}"));
+        }
+        let gone = trade
+            .get_trade_record(pb::GetTradeRecordRequest {
+                id: baselines[i].id.clone(),
+            })
+            .await;
+        if deleted[i] {
+            assert_eq!(gone.unwrap_err().code(), Code::NotFound);
+            assert_ne!(
+                baseline_id, baselines[i].id,
+                "a new record holds the figure"
+            );
+        } else {
+            assert!(gone.is_ok());
+            assert_eq!(baseline_id, baselines[i].id, "the report links the record");
+        }
+    }
+    let sequences: std::collections::BTreeSet<u64> = reports.iter().map(|r| r.sequence).collect();
+    assert_eq!(sequences, (1..=20).collect(), "dense, unique sequences");
+
+    let before = list_ids(&server).await;
+    let counts = server.app.store().counts();
+    server.shutdown().await.unwrap();
+    let server = TestServer::with_config(durable(dir.path())).await;
+    assert_eq!(
+        list_ids(&server).await,
+        before,
+        "a restart replays the same state"
+    );
+    assert_eq!(server.app.store().counts(), counts);
 }
