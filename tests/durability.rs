@@ -12,16 +12,6 @@ use tradewire::pb::subscribe_export_reports_request::Start;
 use tradewire::pb::subscribe_export_reports_response::Event;
 use tradewire::{App, Config, pb};
 
-fn growth(year_: i32) -> pb::ExportReport {
-    pb::ExportReport {
-        period: Some(year(pb::Calendar::Gregorian, year_)),
-        value: Some(usd(66_000_000, pb::Bound::AtLeast)),
-        baseline_period: Some(year(pb::Calendar::Gregorian, year_ - 1)),
-        baseline_value: Some(usd(13_000_000, pb::Bound::Exact)),
-        ..report("IRN", "RUS", "8708", &format!("growth {year_}"))
-    }
-}
-
 async fn everything(
     server: &TestServer,
 ) -> (

@@ -318,18 +318,6 @@ async fn writes_go_on_while_a_snapshot_is_written() {
     assert_eq!(server.app.store().counts().export_reports, published);
 }
 
-/// A report of `year_` against `year_ - 1`: its baseline figure has the key
-/// of `record("IRN", "RUS", "8708", year_ - 1, ..)`.
-fn growth(year_: i32) -> pb::ExportReport {
-    pb::ExportReport {
-        period: Some(year(pb::Calendar::Gregorian, year_)),
-        value: Some(usd(66_000_000, pb::Bound::AtLeast)),
-        baseline_period: Some(year(pb::Calendar::Gregorian, year_ - 1)),
-        baseline_value: Some(usd(13_000_000, pb::Bound::Exact)),
-        ..report("IRN", "RUS", "8708", &format!("growth {year_}"))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_in_shared_groups_keep_every_invariant() {
     use tradewire::pb::export_report_service_client::ExportReportServiceClient;

@@ -224,6 +224,18 @@ pub fn report(exporter: &str, importer: &str, hs_code: &str, headline: &str) -> 
     }
 }
 
+/// A report of `year_` against `year_ - 1`: its baseline figure has the key
+/// of `record("IRN", "RUS", "8708", year_ - 1, ..)`.
+pub fn growth(year_: i32) -> pb::ExportReport {
+    pb::ExportReport {
+        period: Some(year(pb::Calendar::Gregorian, year_)),
+        value: Some(usd(66_000_000, pb::Bound::AtLeast)),
+        baseline_period: Some(year(pb::Calendar::Gregorian, year_ - 1)),
+        baseline_value: Some(usd(13_000_000, pb::Bound::Exact)),
+        ..report("IRN", "RUS", "8708", &format!("growth {year_}"))
+    }
+}
+
 pub fn create(record: pb::TradeRecord) -> pb::CreateTradeRecordRequest {
     pb::CreateTradeRecordRequest {
         trade_record: Some(record),
