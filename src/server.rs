@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
@@ -158,13 +159,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartError> {
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<TradeServiceServer<TradeApi>>().await;
-        health
-            .set_serving::<AnnouncementServiceServer<AnnouncementApi>>()
-            .await;
-        health
-            .set_serving::<ExportReportServiceServer<ExportReportApi>>()
-            .await;
+        set_services(&health, tonic_health::ServingStatus::Serving).await;
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -221,20 +216,28 @@ impl App {
     }
 }
 
+/// The tradewire services, as health names them.
+const SERVICES: [&str; 3] = [
+    <TradeServiceServer<TradeApi> as NamedService>::NAME,
+    <AnnouncementServiceServer<AnnouncementApi> as NamedService>::NAME,
+    <ExportReportServiceServer<ExportReportApi> as NamedService>::NAME,
+];
+
+/// Sets the health of every tradewire service.
+async fn set_services(
+    health: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    for service in SERVICES {
+        health.set_service_status(service, status).await;
+    }
+}
+
 /// Turns health NOT_SERVING for the server as a whole and each service.
 async fn set_not_serving(health: &tonic_health::server::HealthReporter) {
-    health
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
-    health
-        .set_not_serving::<TradeServiceServer<TradeApi>>()
-        .await;
-    health
-        .set_not_serving::<AnnouncementServiceServer<AnnouncementApi>>()
-        .await;
-    health
-        .set_not_serving::<ExportReportServiceServer<ExportReportApi>>()
-        .await;
+    let status = tonic_health::ServingStatus::NotServing;
+    health.set_service_status("", status).await;
+    set_services(health, status).await;
 }
 
 /// The connections `listener` accepts, each with TCP_NODELAY and TCP

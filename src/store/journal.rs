@@ -301,8 +301,6 @@ pub struct Journal {
     segment_len: u64,
     /// Entries appended but not yet written to the file.
     pending: Vec<u8>,
-    /// How many entries `pending` holds.
-    pending_entries: u64,
     next_lsn: u64,
     total_written: u64,
     last_sync: Instant,
@@ -347,7 +345,6 @@ impl Journal {
             segment: tail.segment,
             segment_len: tail.segment_len,
             pending: Vec::new(),
-            pending_entries: 0,
             next_lsn: tail.next_lsn,
             total_written: 0,
             last_sync: Instant::now(),
@@ -366,7 +363,6 @@ impl Journal {
             .extend_from_slice(&header(&payload, self.next_lsn));
         self.pending.extend_from_slice(&payload);
         self.next_lsn += 1;
-        self.pending_entries += 1;
         Ok(())
     }
 
@@ -379,7 +375,14 @@ impl Journal {
     pub fn discard(&mut self, mark: u64) {
         self.next_lsn = mark;
         self.pending.clear();
-        self.pending_entries = 0;
+    }
+
+    /// The error every commit and sync gets once the journal is broken.
+    fn refuse_if_broken(&self) -> io::Result<()> {
+        match &self.broken {
+            Some(reason) => Err(io::Error::other(format!("the log is fenced: {reason}"))),
+            None => Ok(()),
+        }
     }
 
     /// Why the log is fenced, if it is: see `broken`.
@@ -387,27 +390,25 @@ impl Journal {
         self.broken.as_deref()
     }
 
-    /// Writes the queued entries and syncs them as the policy says.
+    /// Writes the entries queued since `mark` and syncs them as the policy
+    /// says.
     ///
     /// A failed write is cut back off the file, so nothing of the batch
     /// stays and later batches may try again; if it cannot be cut back, or
     /// the fsync fails, the journal is broken and refuses every later
     /// commit and sync. A batch whose fsync failed is cut off too.
-    pub fn commit(&mut self) -> io::Result<()> {
-        if let Some(reason) = &self.broken {
-            self.pending.clear();
-            return Err(io::Error::other(format!("the log is fenced: {reason}")));
+    pub fn commit(&mut self, mark: u64) -> io::Result<()> {
+        if let Err(fenced) = self.refuse_if_broken() {
+            self.discard(mark);
+            return Err(fenced);
         }
         if self.pending.is_empty() {
             return Ok(());
         }
-        let first_lsn = self.next_lsn - self.pending_entries;
         let group_start = self.segment_len;
         let written = self.write_pending();
         if let Err(error) = written {
-            self.next_lsn = first_lsn;
-            self.pending.clear();
-            self.pending_entries = 0;
+            self.discard(mark);
             if let Err(cut) = self.segment.set_len(self.segment_len) {
                 self.broken = Some(format!(
                     "a failed write ({error}) could not be cut back: {cut}"
@@ -451,15 +452,12 @@ impl Journal {
         self.segment_len += len;
         self.total_written += len;
         self.pending.clear();
-        self.pending_entries = 0;
         Ok(())
     }
 
     /// fsyncs the segment, once: a failure breaks the journal for good.
     fn sync(&mut self) -> io::Result<()> {
-        if let Some(reason) = &self.broken {
-            return Err(io::Error::other(format!("the log is fenced: {reason}")));
-        }
+        self.refuse_if_broken()?;
         let synced = match &self.config.sync_hook {
             Some(hook) => (hook.0)(),
             None => Ok(()),

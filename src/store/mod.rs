@@ -505,8 +505,9 @@ fn fence_if_broken(shared: &Shared, journal: &journal::Journal) {
 enum Pending {
     /// Answered without a write: an error or a remembered outcome.
     Answered(Result<Outcome>),
-    /// The outcome of the group's mutation with this index.
-    Mutation(usize),
+    /// The outcome of its mutation; mutations are applied, and their
+    /// outcomes taken, in the order they were drafted.
+    Mutation,
 }
 
 /// Commits one group: (1) draft every command under the read lock,
@@ -543,7 +544,7 @@ fn commit_group(
                         encoding_error.get_or_insert(error);
                     }
                     mutations.push(*mutation);
-                    Pending::Mutation(mutations.len() - 1)
+                    Pending::Mutation
                 }
             };
             waiting.push((reply, pending));
@@ -557,7 +558,7 @@ fn commit_group(
             journal.discard(mark);
             Err(error)
         }
-        None => journal.commit(),
+        None => journal.commit(mark),
     };
     if let Err(error) = durable {
         if !mutations.is_empty() {
@@ -566,7 +567,7 @@ fn commit_group(
         for (reply, pending) in waiting {
             let answer = match pending {
                 Pending::Answered(answer) => answer,
-                Pending::Mutation(_) => Err(Error::Unavailable {
+                Pending::Mutation => Err(Error::Unavailable {
                     message: format!("the write could not be made durable: {error}"),
                     resume_after: None,
                 }),
@@ -582,15 +583,15 @@ fn commit_group(
         for mutation in mutations {
             let (outcome, published) = state.apply(mutation);
             shared.broadcast(published);
-            outcomes.push(Some(outcome));
+            outcomes.push(outcome);
         }
     }
+    let mut outcomes = outcomes.into_iter();
     for (reply, pending) in waiting {
         let answer = match pending {
             Pending::Answered(answer) => answer,
-            Pending::Mutation(index) => outcomes
-                .get_mut(index)
-                .and_then(Option::take)
+            Pending::Mutation => outcomes
+                .next()
                 .ok_or_else(|| Error::Internal("a write lost its outcome".into())),
         };
         // A caller that went away still had its write made durable.
