@@ -14,7 +14,7 @@ use tradewire::pb;
 use tradewire::pb::trade_service_client::TradeServiceClient;
 
 use crate::Opts;
-use crate::h2load::{self, H2loadRun};
+use crate::h2load::{self, H2loadResult, H2loadRun};
 use crate::servers::{self, BenchError, ServerProcess};
 use crate::table::Table;
 use crate::unary;
@@ -50,6 +50,30 @@ async fn answer_sizes(server: &ServerProcess, id: &str) -> Result<(usize, usize)
         .await?
         .into_inner();
     Ok((get.encoded_len(), list.encoded_len()))
+}
+
+/// One h2load run against `server` and its CPU per call.
+async fn h2load_on(
+    server: &ServerProcess,
+    path: &'static str,
+    request: &[u8],
+    response_len: usize,
+    opts: &Opts,
+    streams: usize,
+) -> Result<(H2loadResult, f64), BenchError> {
+    let spec = H2loadRun {
+        addr: server.addr,
+        path,
+        request: request.to_vec(),
+        response_len,
+        connections: opts.connections,
+        streams,
+        duration: opts.duration,
+    };
+    let cpu_before = server.cpu_micros();
+    let result = tokio::task::spawn_blocking(move || h2load::run(&spec)).await??;
+    let cpu = server.cpu_micros().saturating_sub(cpu_before) as f64 / result.done as f64;
+    Ok((result, cpu))
 }
 
 fn grpcio_available() -> bool {
@@ -126,6 +150,7 @@ pub async fn run(opts: &Opts) -> Result<Table, BenchError> {
             "efficiency",
         ],
     );
+    let mut floor_peak = 0.0;
     for (rpc, path, request, floor_len, our_len) in [
         (
             "GetTradeRecord",
@@ -146,20 +171,13 @@ pub async fn run(opts: &Opts) -> Result<Table, BenchError> {
         for (name, server, response_len) in
             [("floor", &floor, floor_len), ("tradewire", &ours, our_len)]
         {
-            let spec = H2loadRun {
-                addr: server.addr,
-                path,
-                request: request.clone(),
-                response_len,
-                connections: opts.connections,
-                streams: opts.in_flight,
-                duration: opts.duration,
-            };
-            let cpu_before = server.cpu_micros();
-            let result = tokio::task::spawn_blocking(move || h2load::run(&spec)).await??;
-            let cpu = server.cpu_micros().saturating_sub(cpu_before) as f64 / result.done as f64;
+            let (result, cpu) =
+                h2load_on(server, path, request, response_len, opts, opts.in_flight).await?;
             let efficiency = if name == "floor" {
                 floor_cpu = cpu;
+                if path == GET {
+                    floor_peak = result.rate();
+                }
                 json!("")
             } else {
                 json!(floor_cpu / cpu)
@@ -180,12 +198,6 @@ pub async fn run(opts: &Opts) -> Result<Table, BenchError> {
     // Latency at 70% of the floor's peak Get rate: h2load cannot pace
     // calls, so (as the tonic table's closed-loop row) the fewest calls in
     // flight that reach the rate, the same for both servers.
-    let floor_peak = table
-        .rows
-        .first()
-        .and_then(|row| row.get(3))
-        .and_then(serde_json::Value::as_f64)
-        .unwrap_or(0.0);
     for streams in [1, 2, 4] {
         let mut rows = Vec::new();
         let mut reached = true;
@@ -193,18 +205,8 @@ pub async fn run(opts: &Opts) -> Result<Table, BenchError> {
             ("floor", &floor, floor_sizes.0),
             ("tradewire", &ours, our_sizes.0),
         ] {
-            let spec = H2loadRun {
-                addr: server.addr,
-                path: GET,
-                request: get_request.clone(),
-                response_len,
-                connections: opts.connections,
-                streams,
-                duration: opts.duration,
-            };
-            let cpu_before = server.cpu_micros();
-            let result = tokio::task::spawn_blocking(move || h2load::run(&spec)).await??;
-            let cpu = server.cpu_micros().saturating_sub(cpu_before) as f64 / result.done as f64;
+            let (result, cpu) =
+                h2load_on(server, GET, &get_request, response_len, opts, streams).await?;
             reached &= result.rate() >= 0.7 * floor_peak;
             rows.push(vec![
                 json!(name),
