@@ -16,18 +16,21 @@ use tonic::Request;
 use crate::api::announcement::AnnouncementApi;
 use crate::api::export_report::ExportReportApi;
 use crate::api::trade::TradeApi;
+use crate::error::ServeError;
 use crate::pb::announcement_service_server::AnnouncementService;
 use crate::pb::export_report_service_server::ExportReportService;
 use crate::pb::trade_service_server::TradeService;
-use crate::server::StartError;
 
-pub const DEMO_JSON: &str = include_str!("../demo/iran-russia-auto-parts-2024.json");
+pub(crate) const DEMO_JSON: &str = include_str!("../demo/iran-russia-auto-parts-2024.json");
 
 /// What the demo load created.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Loaded {
+    /// Trade records created.
     pub trade_records: usize,
+    /// Export reports published.
     pub export_reports: usize,
+    /// Announcements created.
     pub announcements: usize,
 }
 
@@ -35,7 +38,7 @@ fn decode<M: prost::Message + Default>(
     pool: &DescriptorPool,
     name: &str,
     json: Value,
-) -> Result<M, StartError> {
+) -> Result<M, ServeError> {
     let descriptor = pool
         .get_message_by_name(name)
         .ok_or_else(|| format!("demo: no message {name} in the descriptor set"))?;
@@ -45,7 +48,7 @@ fn decode<M: prost::Message + Default>(
 }
 
 /// Replaces every `"$ref:NAME"` string with the id created by step NAME.
-fn resolve(value: &mut Value, refs: &HashMap<String, String>) -> Result<(), StartError> {
+fn resolve(value: &mut Value, refs: &HashMap<String, String>) -> Result<(), ServeError> {
     match value {
         Value::String(s) => {
             if let Some(name) = s.strip_prefix("$ref:") {
@@ -62,11 +65,11 @@ fn resolve(value: &mut Value, refs: &HashMap<String, String>) -> Result<(), Star
     Ok(())
 }
 
-pub async fn load(
+pub(crate) async fn load(
     trade: &TradeApi,
     announcements: &AnnouncementApi,
     reports: &ExportReportApi,
-) -> Result<Loaded, StartError> {
+) -> Result<Loaded, ServeError> {
     let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)?;
     let document: Value = serde_json::from_str(DEMO_JSON)?;
     let steps = document

@@ -79,4 +79,10 @@ impl fmt::Display for FieldViolation {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+/// The result of anything that serves a request.
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the server could not start or stopped serving: the store would not
+/// open, the demo data would not load, or the transport failed. Requests
+/// never see it; they get an `Error`.
+pub type ServeError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,20 +1,20 @@
 //! The subscription contract: ordered, gap-free, resumable streams over a
 //! numbered feed (export reports, announcements), shared by every stream RPC.
 //!
-//! A subscription is a cursor, not a queue:
+//! A subscription is a position in the feed, not a queue:
 //! 1. `Feed::register` snapshots the head sequence and subscribes to the
 //!    live broadcast under the lock that assigns sequences, so every item
 //!    after the head reaches the receiver.
 //! 2. Replay reads retained items above the resume point from the store in
 //!    chunks, up to the head, then sends `CaughtUp` once.
 //! 3. Live delivery takes items from the broadcast receiver and drops those
-//!    at or below the cursor, so the switch neither skips nor repeats.
+//!    at or below the position, so the switch neither skips nor repeats.
 //! 4. A receiver that lags past the broadcast capacity catches up from the
 //!    store the same way and rejoins; it never skips. A resume point that has
 //!    fallen off retention ends the stream with `OUT_OF_RANGE`.
 //!
 //! Publishers never wait for subscribers. A stalled subscriber holds one
-//! cursor, a broadcast slot position and at most one chunk of `Arc`s.
+//! position, a broadcast receiver and at most one chunk of `Arc`s.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -29,39 +29,24 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::domain::Sequenced;
 use crate::error::{Error, Result};
-use crate::store::Evicted;
+use crate::store::{Evicted, Feed};
 
 /// How many items replay and catch-up read from the store at a time.
 const CHUNK: usize = 256;
 /// Bounds of a per-request heartbeat interval.
-pub const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
-pub const MAX_HEARTBEAT: Duration = Duration::from_secs(300);
-
-/// A numbered stream of items, as the store exposes it.
-pub trait Feed: Send + Sync + 'static {
-    type Item: Sequenced + Send + Sync + 'static;
-
-    /// The head sequence and a live receiver that gets every item after it,
-    /// taken atomically with respect to publication.
-    fn register(&self) -> (u64, broadcast::Receiver<Arc<Self::Item>>);
-    /// The latest sequence published.
-    fn head(&self) -> u64;
-    /// The oldest sequence still retained for replay.
-    fn oldest_retained(&self) -> u64;
-    /// Up to `limit` retained items above `after`, in order.
-    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Self::Item>>, Evicted>;
-}
+pub(crate) const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+pub(crate) const MAX_HEARTBEAT: Duration = Duration::from_secs(300);
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum StartPosition {
     FromNow,
     AfterSequence(u64),
 }
 
 /// What a subscription delivers.
 #[derive(Debug)]
-pub enum Event<T> {
+pub(crate) enum SubscriptionEvent<T> {
     Item(Arc<T>),
     /// Replay is over; carries the sequence delivered up to.
     CaughtUp(u64),
@@ -69,9 +54,13 @@ pub enum Event<T> {
     Heartbeat(u64),
 }
 
+/// Limits and defaults of the subscriptions.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
+    /// Most open subscriptions at once; more get `RESOURCE_EXHAUSTED`.
     pub max_subscribers: usize,
+    /// Idle time before a stream gets a heartbeat, unless the request
+    /// sets its own interval.
     pub heartbeat: Duration,
 }
 
@@ -86,7 +75,7 @@ impl Default for HubConfig {
 
 /// Admits subscriptions, counts them, and ends them all at shutdown.
 #[derive(Debug, Clone)]
-pub struct Hub {
+pub(crate) struct Hub {
     inner: Arc<HubInner>,
 }
 
@@ -112,7 +101,7 @@ impl Drop for Slot {
 
 impl Hub {
     /// `shutdown` ends every open subscription with `UNAVAILABLE`.
-    pub fn new(config: HubConfig, shutdown: CancellationToken) -> Hub {
+    pub(crate) fn new(config: HubConfig, shutdown: CancellationToken) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
                 subscribers: watch::channel(0).0,
@@ -124,13 +113,13 @@ impl Hub {
     }
 
     /// The number of open subscriptions, watchable for changes.
-    pub fn subscriber_count(&self) -> watch::Receiver<usize> {
+    pub(crate) fn subscriber_count(&self) -> watch::Receiver<usize> {
         self.inner.subscribers.subscribe()
     }
 
     /// How many times a subscription has lagged and caught up from the
     /// store, since start.
-    pub fn catch_ups(&self) -> u64 {
+    pub(crate) fn catch_ups(&self) -> u64 {
         self.inner.catch_ups.load(Ordering::Relaxed)
     }
 
@@ -156,13 +145,13 @@ impl Hub {
     /// Opens a subscription on `feed` that delivers the items `matches`
     /// accepts. Fails at once, before any event, when the server is shutting
     /// down, full, or the resume point is out of range.
-    pub fn subscribe<F, M>(
+    pub(crate) fn subscribe<F, M>(
         &self,
         feed: F,
-        start: Start,
+        start: StartPosition,
         matches: M,
         heartbeat: Option<Duration>,
-    ) -> Result<impl Stream<Item = Result<Event<F::Item>>> + Send + 'static>
+    ) -> Result<impl Stream<Item = Result<SubscriptionEvent<F::Item>>> + Send + 'static>
     where
         F: Feed,
         M: Fn(&F::Item) -> bool + Send + Sync + 'static,
@@ -176,14 +165,14 @@ impl Hub {
         let slot = self.admit()?;
         let (head, live) = feed.register();
         let position = match start {
-            Start::FromNow => head,
-            Start::AfterSequence(after) if after > head => {
+            StartPosition::FromNow => head,
+            StartPosition::AfterSequence(after) if after > head => {
                 return Err(Error::OutOfRange {
                     message: format!("after_sequence {after} is beyond the latest sequence {head}"),
                     oldest_retained: feed.oldest_retained(),
                 });
             }
-            Start::AfterSequence(after) => {
+            StartPosition::AfterSequence(after) => {
                 feed.read_after(after, 0)
                     .map_err(|e| out_of_range(after, e))?;
                 after
@@ -260,7 +249,7 @@ struct Subscription<F: Feed, M> {
 }
 
 impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
-    async fn next_event(&mut self) -> Option<Result<Event<F::Item>>> {
+    async fn next_event(&mut self) -> Option<Result<SubscriptionEvent<F::Item>>> {
         loop {
             if self.done {
                 return None;
@@ -283,7 +272,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
                 self.position = sequence;
                 if (self.matches)(&item) {
                     self.idle_since = Instant::now();
-                    return Some(Ok(Event::Item(item)));
+                    return Some(Ok(SubscriptionEvent::Item(item)));
                 }
                 continue;
             }
@@ -293,7 +282,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
                     self.mode = Mode::Live;
                     if replay_ended {
                         self.idle_since = Instant::now();
-                        return Some(Ok(Event::CaughtUp(self.position)));
+                        return Some(Ok(SubscriptionEvent::CaughtUp(self.position)));
                     }
                 }
                 Mode::Replay { until } | Mode::CatchUp { until } => {
@@ -303,7 +292,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
                         continue;
                     }
                     match self.feed.read_after(self.position, CHUNK) {
-                        // Nothing retained above the cursor: the rest up to
+                        // Nothing retained above the position: the rest up to
                         // `until` was deleted.
                         Ok(items) if items.is_empty() => self.position = until,
                         Ok(items) => self.pending.extend(items),
@@ -358,7 +347,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
     /// A heartbeat at the head, unless items are still waiting in the
     /// receiver: reading the head first and then finding the receiver empty
     /// proves every item up to the head was taken.
-    fn heartbeat_if_idle(&mut self) -> Option<Event<F::Item>> {
+    fn heartbeat_if_idle(&mut self) -> Option<SubscriptionEvent<F::Item>> {
         let head = self.feed.head();
         loop {
             match self.live.try_recv() {
@@ -382,6 +371,6 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
         self.heartbeat_timer
             .as_mut()
             .reset(self.idle_since + self.heartbeat);
-        Some(Event::Heartbeat(head))
+        Some(SubscriptionEvent::Heartbeat(head))
     }
 }

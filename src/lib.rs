@@ -1,26 +1,36 @@
 //! tradewire: a gRPC service for bilateral trade intelligence.
 //!
-//! Module map (see ARCHITECTURE.md for the write and subscribe paths):
-//! - [`pb`]: the generated `tradewire.v1` messages, clients and servers;
-//! - [`domain`]: wire-independent types and their rules;
-//! - [`store`]: the in-memory store, its indexes and numbered logs;
-//! - [`hub`]: the subscription contract (replay, live, catch-up, shutdown);
-//! - [`api`]: thin gRPC handlers, conversions, `Error` to `Status`;
-//! - [`server`]: assembly, health, reflection, shutdown;
-//! - [`demo`]: the seed article's facts as a data set;
-//! - [`error`]: the one error type.
+//! The public surface is what a user of the library needs: [`serve`] or
+//! [`App`] with a [`Config`], the generated `tradewire.v1` messages,
+//! clients and servers in [`pb`], and what opening a durable store
+//! reports. Everything else is internal.
+//!
+//! Module map (see ARCHITECTURE.md for the write and subscribe paths); each
+//! imports only those below it:
+//! - `server`: assembly, health, reflection, the accept path, shutdown;
+//! - `demo`: the seed article's facts as a data set, loaded via the API;
+//! - `api`: thin gRPC handlers, routes, conversions, `Error` to `Status`;
+//! - `hub`: the subscription contract (replay, live, catch-up, shutdown);
+//! - `store`: the in-memory state, indexes, numbered logs and the
+//!   write-ahead log under them;
+//! - `domain`: wire-independent types and their rules;
+//! - `error`: the one error type.
 
-pub mod api;
-pub mod demo;
-pub mod domain;
-pub mod error;
-pub mod hub;
-pub mod server;
-pub mod store;
+#![forbid(unsafe_code)]
+
+mod api;
+#[doc(hidden)]
+pub mod bench_hooks;
+mod demo;
+mod domain;
+mod error;
+mod hub;
+mod server;
+mod store;
 
 /// Generated `tradewire.v1` types, clients and servers.
 pub mod pb {
-    #![allow(clippy::all, missing_docs)]
+    #![allow(clippy::all, missing_docs, unreachable_pub)]
     tonic::include_proto!("tradewire.v1");
 
     /// Encoded descriptors of `tradewire.v1`, with comments, for reflection.
@@ -28,5 +38,8 @@ pub mod pb {
         tonic::include_file_descriptor_set!("tradewire_descriptor");
 }
 
-pub use error::{Error, Result};
+pub use demo::Loaded as DemoLoaded;
+pub use error::ServeError;
+pub use hub::HubConfig;
 pub use server::{App, Config, serve};
+pub use store::{Counts, DurableConfig, FsyncPolicy, OpenError, Recovery, StoreConfig, SyncHook};

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use tradewire::Config;
-use tradewire::store::{DurableConfig, FsyncPolicy};
+use tradewire::{DurableConfig, FsyncPolicy};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "gRPC service for bilateral trade intelligence")]
@@ -43,9 +43,14 @@ struct ServeArgs {
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, env = "TRADEWIRE_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// Export reports (and announcements) kept for replay.
-    #[arg(long, env = "TRADEWIRE_REPORT_RETENTION", default_value_t = 1_000_000)]
-    report_retention: usize,
+    /// Export reports, and announcements, kept for replay (each stream).
+    #[arg(
+        long,
+        alias = "report-retention",
+        env = "TRADEWIRE_RETENTION",
+        default_value_t = 1_000_000
+    )]
+    retention: usize,
     /// Most open subscriptions at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "TRADEWIRE_MAX_SUBSCRIBERS", default_value_t = 10_000)]
     max_subscribers: usize,
@@ -145,14 +150,14 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-async fn serve(args: ServeArgs) -> Result<(), tradewire::server::StartError> {
+async fn serve(args: ServeArgs) -> Result<(), tradewire::ServeError> {
     let mut config = Config {
         demo: args.demo,
         shutdown_grace: args.shutdown_grace,
         tcp_keepalive: (!args.tcp_keepalive.is_zero()).then_some(args.tcp_keepalive),
         ..Config::default()
     };
-    config.store.report_retention = args.report_retention;
+    config.store.retention = args.retention;
     config.store.broadcast_capacity = args.broadcast_capacity;
     config.hub.max_subscribers = args.max_subscribers;
     config.hub.heartbeat = args.heartbeat_interval;
@@ -164,7 +169,7 @@ async fn serve(args: ServeArgs) -> Result<(), tradewire::server::StartError> {
             Fsync::Never => FsyncPolicy::Never,
         };
         durable.repair = args.repair;
-        durable.segment_bytes = args.snapshot_after_bytes;
+        durable.snapshot_after_bytes = args.snapshot_after_bytes;
         config.store.durable = Some(durable);
     }
     let listener = TcpListener::bind(args.listen)

@@ -24,21 +24,22 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::api::announcement::AnnouncementApi;
 use crate::api::export_report::ExportReportApi;
-use crate::api::frames::export_report_routes;
+use crate::api::export_report_routes::export_report_routes;
 use crate::api::trade::TradeApi;
 use crate::api::trade_routes::trade_routes;
+use crate::error::ServeError;
 use crate::hub::{Hub, HubConfig};
 use crate::pb::announcement_service_server::AnnouncementServiceServer;
 use crate::pb::export_report_service_server::ExportReportServiceServer;
 use crate::pb::trade_service_server::TradeServiceServer;
-use crate::store::{Recovery, Store, StoreConfig};
-
-pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+use crate::store::{Counts, Recovery, Store, StoreConfig};
 
 /// Everything `serve` needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The store: retention, buffers, and whether and how it is durable.
     pub store: StoreConfig,
+    /// Subscription limits and defaults.
     pub hub: HubConfig,
     /// Load the demo data set of the seed article at start.
     pub demo: bool,
@@ -81,7 +82,7 @@ impl App {
     /// Opens the store (recovering it from its data directory when durable)
     /// and the hub, and loads the demo data if configured and not loaded
     /// before.
-    pub async fn open(config: Config) -> Result<App, StartError> {
+    pub async fn open(config: Config) -> Result<App, ServeError> {
         let (store, recovery) = Store::open(config.store.clone())?;
         if let Some(recovery) = &recovery {
             tracing::info!(
@@ -111,7 +112,7 @@ impl App {
 
     /// Loads the demo data set through the RPC handlers. Idempotent: every
     /// demo request carries a request_id.
-    pub async fn load_demo(&self) -> Result<crate::demo::Loaded, StartError> {
+    pub async fn load_demo(&self) -> Result<crate::demo::Loaded, ServeError> {
         crate::demo::load(
             &self.trade_api(),
             &self.announcement_api(),
@@ -120,8 +121,9 @@ impl App {
         .await
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// How many items of each kind are stored.
+    pub fn counts(&self) -> Counts {
+        self.store.counts()
     }
 
     /// What opening a durable store found and did; `None` in memory.
@@ -157,7 +159,7 @@ impl App {
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), StartError> {
+    ) -> Result<(), ServeError> {
         let (health, health_service) = tonic_health::server::health_reporter();
         set_services(&health, tonic_health::ServingStatus::Serving).await;
 
@@ -271,7 +273,7 @@ pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), StartError> {
+) -> Result<(), ServeError> {
     App::open(config).await?.serve(listener, shutdown).await
 }
 

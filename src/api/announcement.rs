@@ -4,24 +4,21 @@ use std::pin::Pin;
 
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
-use ulid::Ulid;
 
-use super::from_proto::{self as from, Check};
-use super::{page_token, request_key, to_proto};
-use crate::hub::{Event, Hub};
-use crate::pb::watch_announcements_request::Start;
-use crate::pb::watch_announcements_response::Event as WireEvent;
+use super::{from_proto, to_proto};
+use crate::hub::Hub;
 use crate::pb::{self, announcement_service_server::AnnouncementService};
 use crate::store::Store;
 
+/// The handlers of `AnnouncementService`.
 #[derive(Debug, Clone)]
-pub struct AnnouncementApi {
+pub(crate) struct AnnouncementApi {
     store: Store,
     hub: Hub,
 }
 
 impl AnnouncementApi {
-    pub fn new(store: Store, hub: Hub) -> Self {
+    pub(crate) fn new(store: Store, hub: Hub) -> Self {
         AnnouncementApi { store, hub }
     }
 }
@@ -35,13 +32,11 @@ impl AnnouncementService for AnnouncementApi {
         &self,
         request: Request<pb::CreateAnnouncementRequest>,
     ) -> Result<Response<pb::CreateAnnouncementResponse>, Status> {
-        let mut req = request.into_inner();
-        let mut check = Check::default();
-        let key = request_key(&mut check, &mut req, |r| std::mem::take(&mut r.request_id));
-        let announcement =
-            from::announcement(&mut check, "announcement", req.announcement.as_ref());
-        let announcement = check.finish(announcement)?;
-        let stored = self.store.create_announcement(announcement, key).await?;
+        let write = from_proto::create_announcement(request.into_inner())?;
+        let stored = self
+            .store
+            .create_announcement(write.value, write.request)
+            .await?;
         Ok(Response::new(pb::CreateAnnouncementResponse {
             announcement: Some(to_proto::announcement(&stored)),
         }))
@@ -51,8 +46,9 @@ impl AnnouncementService for AnnouncementApi {
         &self,
         request: Request<pb::GetAnnouncementRequest>,
     ) -> Result<Response<pb::GetAnnouncementResponse>, Status> {
-        let id = from::id("id", &request.get_ref().id)?;
-        let announcement = self.store.get_announcement(id)?;
+        let announcement = self
+            .store
+            .get_announcement(from_proto::id_of(request.get_ref())?)?;
         Ok(Response::new(pb::GetAnnouncementResponse {
             announcement: Some(to_proto::announcement(&announcement)),
         }))
@@ -62,21 +58,17 @@ impl AnnouncementService for AnnouncementApi {
         &self,
         request: Request<pb::ListAnnouncementsRequest>,
     ) -> Result<Response<pb::ListAnnouncementsResponse>, Status> {
-        let req = request.into_inner();
-        let limit = from::page_size(req.page_size)?;
-        let mut check = Check::default();
-        let filter = from::announcement_filter(&mut check, "filter", req.filter.as_ref());
-        let filter = check.finish(Some(filter))?;
-        let (cursor, after) =
-            page_token::Cursor::read::<Ulid>(&req.page_token, &req.filter.unwrap_or_default())?;
-        let page = self.store.list_announcements(&filter, after, limit);
+        let query = from_proto::list_announcements(request.into_inner())?;
+        let page = self
+            .store
+            .list_announcements(&query.filter, query.after, query.limit);
         Ok(Response::new(pb::ListAnnouncementsResponse {
             announcements: page
                 .items
                 .iter()
                 .map(|a| to_proto::announcement(a))
                 .collect(),
-            next_page_token: cursor.next_token(page.next),
+            next_page_token: query.cursor.next_token(page.next),
         }))
     }
 
@@ -84,8 +76,9 @@ impl AnnouncementService for AnnouncementApi {
         &self,
         request: Request<pb::DeleteAnnouncementRequest>,
     ) -> Result<Response<pb::DeleteAnnouncementResponse>, Status> {
-        let id = from::id("id", &request.get_ref().id)?;
-        self.store.delete_announcement(id).await?;
+        self.store
+            .delete_announcement(from_proto::id_of(request.get_ref())?)
+            .await?;
         Ok(Response::new(pb::DeleteAnnouncementResponse {}))
     }
 
@@ -95,37 +88,15 @@ impl AnnouncementService for AnnouncementApi {
         &self,
         request: Request<pb::WatchAnnouncementsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let req = request.into_inner();
-        let mut check = Check::default();
-        let filter = from::announcement_filter(&mut check, "filter", req.filter.as_ref());
-        let heartbeat = from::heartbeat(
-            &mut check,
-            "heartbeat_interval",
-            req.heartbeat_interval.as_ref(),
-        );
-        let filter = check.finish(Some(filter))?;
-        let after = match req.start {
-            Some(Start::AfterSequence(n)) => Some(n),
-            Some(Start::FromNow(_)) | None => None,
-        };
+        let subscription = from_proto::watch_announcements(request.get_ref())?;
+        let filter = subscription.filter;
         let events = self.hub.subscribe(
             self.store.announcement_feed(),
-            from::start(after),
+            subscription.start,
             move |a| filter.matches(a),
-            heartbeat,
+            subscription.heartbeat,
         )?;
-        let responses = events.map(|event| {
-            let event = match event? {
-                Event::Item(a) => WireEvent::Announcement(to_proto::announcement(&a)),
-                Event::CaughtUp(head) => WireEvent::CaughtUp(pb::CaughtUp {
-                    head_sequence: head,
-                }),
-                Event::Heartbeat(head) => WireEvent::Heartbeat(pb::Heartbeat {
-                    head_sequence: head,
-                }),
-            };
-            Ok(pb::WatchAnnouncementsResponse { event: Some(event) })
-        });
+        let responses = events.map(|event| Ok(to_proto::announcement_event(&event?)));
         Ok(Response::new(Box::pin(responses)))
     }
 }

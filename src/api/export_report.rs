@@ -5,23 +5,41 @@ use std::pin::Pin;
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::from_proto::{self as from, Check};
-use super::{frames, page_token, request_key, to_proto};
+use super::{from_proto, to_proto};
 use crate::domain::ExportReport;
-use crate::hub::{Event, Hub};
-use crate::pb::subscribe_export_reports_request::Start;
+use crate::hub::{Hub, SubscriptionEvent};
 use crate::pb::{self, export_report_service_server::ExportReportService};
 use crate::store::Store;
 
+/// The handlers of `ExportReportService`.
 #[derive(Debug, Clone)]
-pub struct ExportReportApi {
+pub(crate) struct ExportReportApi {
     store: Store,
     hub: Hub,
 }
 
 impl ExportReportApi {
-    pub fn new(store: Store, hub: Hub) -> Self {
+    pub(crate) fn new(store: Store, hub: Hub) -> Self {
         ExportReportApi { store, hub }
+    }
+
+    /// Validates a subscription request and opens it on the hub; both the
+    /// generated path and the encode-once route take their events here.
+    pub(crate) fn events(
+        &self,
+        request: &pb::SubscribeExportReportsRequest,
+    ) -> Result<
+        impl Stream<Item = crate::error::Result<SubscriptionEvent<ExportReport>>> + Send + 'static,
+        Status,
+    > {
+        let subscription = from_proto::subscribe_export_reports(request)?;
+        let filter = subscription.filter;
+        Ok(self.hub.subscribe(
+            self.store.report_feed(),
+            subscription.start,
+            move |r| filter.matches(r),
+            subscription.heartbeat,
+        )?)
     }
 }
 
@@ -34,12 +52,11 @@ impl ExportReportService for ExportReportApi {
         &self,
         request: Request<pb::PublishExportReportRequest>,
     ) -> Result<Response<pb::PublishExportReportResponse>, Status> {
-        let mut req = request.into_inner();
-        let mut check = Check::default();
-        let key = request_key(&mut check, &mut req, |r| std::mem::take(&mut r.request_id));
-        let report = from::export_report(&mut check, "export_report", req.export_report.as_ref());
-        let report = check.finish(report)?;
-        let published = self.store.publish_export_report(report, key).await?;
+        let write = from_proto::publish_export_report(request.into_inner())?;
+        let published = self
+            .store
+            .publish_export_report(write.value, write.request)
+            .await?;
         Ok(Response::new(pb::PublishExportReportResponse {
             export_report: Some(to_proto::export_report(&published)),
         }))
@@ -49,8 +66,9 @@ impl ExportReportService for ExportReportApi {
         &self,
         request: Request<pb::GetExportReportRequest>,
     ) -> Result<Response<pb::GetExportReportResponse>, Status> {
-        let id = from::id("id", &request.get_ref().id)?;
-        let report = self.store.get_export_report(id)?;
+        let report = self
+            .store
+            .get_export_report(from_proto::id_of(request.get_ref())?)?;
         Ok(Response::new(pb::GetExportReportResponse {
             export_report: Some(to_proto::export_report(&report)),
         }))
@@ -60,65 +78,31 @@ impl ExportReportService for ExportReportApi {
         &self,
         request: Request<pb::ListExportReportsRequest>,
     ) -> Result<Response<pb::ListExportReportsResponse>, Status> {
-        let req = request.into_inner();
-        let limit = from::page_size(req.page_size)?;
-        let mut check = Check::default();
-        let filter = from::trade_filter(&mut check, "filter", req.filter.as_ref());
-        let filter = check.finish(Some(filter))?;
-        let (cursor, after) =
-            page_token::Cursor::read::<u64>(&req.page_token, &req.filter.unwrap_or_default())?;
-        let page = self.store.list_export_reports(&filter, after, limit);
+        let query = from_proto::list_export_reports(request.into_inner())?;
+        let page = self
+            .store
+            .list_export_reports(&query.filter, query.after, query.limit);
         Ok(Response::new(pb::ListExportReportsResponse {
             export_reports: page
                 .items
                 .iter()
                 .map(|r| to_proto::export_report(r))
                 .collect(),
-            next_page_token: cursor.next_token(page.next),
+            next_page_token: query.cursor.next_token(page.next),
         }))
     }
 
     type SubscribeExportReportsStream = SubscribeStream;
 
     /// The message path of the contract, for callers of the generated
-    /// server. `ExportReportRoutes` serves this method with encode-once
-    /// frames instead; both take their events from `events`.
+    /// server; `export_report_routes` serves this method from encode-once
+    /// bytes instead.
     async fn subscribe_export_reports(
         &self,
         request: Request<pb::SubscribeExportReportsRequest>,
     ) -> Result<Response<SubscribeStream>, Status> {
-        let events = self.events(request.into_inner())?;
-        let responses = events.map(|event| Ok(frames::report_event(&event?)));
+        let events = self.events(request.get_ref())?;
+        let responses = events.map(|event| Ok(to_proto::report_event(&event?)));
         Ok(Response::new(Box::pin(responses)))
-    }
-}
-
-impl ExportReportApi {
-    /// Validates a subscription request and opens it on the hub.
-    pub fn events(
-        &self,
-        req: pb::SubscribeExportReportsRequest,
-    ) -> Result<
-        impl Stream<Item = Result<Event<ExportReport>, crate::Error>> + Send + 'static,
-        Status,
-    > {
-        let mut check = Check::default();
-        let filter = from::trade_filter(&mut check, "filter", req.filter.as_ref());
-        let heartbeat = from::heartbeat(
-            &mut check,
-            "heartbeat_interval",
-            req.heartbeat_interval.as_ref(),
-        );
-        let filter = check.finish(Some(filter))?;
-        let after = match req.start {
-            Some(Start::AfterSequence(n)) => Some(n),
-            Some(Start::FromNow(_)) | None => None,
-        };
-        Ok(self.hub.subscribe(
-            self.store.report_feed(),
-            from::start(after),
-            move |r| filter.matches(r),
-            heartbeat,
-        )?)
     }
 }

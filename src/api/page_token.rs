@@ -14,19 +14,19 @@ const VERSION: &str = "1";
 
 /// Where a list request stands: the filter its tokens are tied to.
 #[derive(Debug, Clone, Copy)]
-pub struct Cursor {
+pub(crate) struct PageCursor {
     filter: u64,
 }
 
-impl Cursor {
+impl PageCursor {
     /// Reads a request's `page_token` for a list filtered by `filter` (the
     /// request's filter message): the cursor, and the key to continue after
     /// (None on the first page).
-    pub fn read<K: FromStr>(
+    pub(crate) fn read<K: FromStr>(
         token: &str,
         filter: &impl prost::Message,
-    ) -> Result<(Cursor, Option<K>)> {
-        let cursor = Cursor {
+    ) -> Result<(PageCursor, Option<K>)> {
+        let cursor = PageCursor {
             filter: super::fingerprint(filter),
         };
         let after = key(decode(token, cursor.filter)?)?;
@@ -35,7 +35,7 @@ impl Cursor {
 
     /// The `next_page_token` for a page whose last key is `next`, or empty
     /// at the end.
-    pub fn next_token<K: Display>(&self, next: Option<K>) -> String {
+    pub(crate) fn next_token<K: Display>(&self, next: Option<K>) -> String {
         next.map(|k| encode(&k.to_string(), self.filter))
             .unwrap_or_default()
     }

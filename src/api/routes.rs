@@ -14,10 +14,10 @@ use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::NamedService;
 
 /// An answer to one HTTP/2 request.
-pub type Answer = BoxFuture<http::Response<TonicBody>, Infallible>;
+pub(crate) type Answer = BoxFuture<http::Response<TonicBody>, Infallible>;
 
 /// The methods a service answers itself.
-pub trait Methods: Clone + Send + 'static {
+pub(crate) trait Methods: Clone + Send + 'static {
     /// Whether `path` (`/package.Service/Method`) is one of them.
     fn serves(&self, path: &str) -> bool;
 
@@ -30,13 +30,13 @@ pub trait Methods: Clone + Send + 'static {
 
 /// The generated server `G` with the methods of `M` answered by `M`.
 #[derive(Debug, Clone)]
-pub struct Routes<M, G> {
+pub(crate) struct Routes<M, G> {
     methods: M,
     generated: G,
 }
 
 impl<M, G> Routes<M, G> {
-    pub fn new(methods: M, generated: G) -> Self {
+    pub(crate) fn new(methods: M, generated: G) -> Self {
         Routes { methods, generated }
     }
 }
@@ -71,5 +71,26 @@ where
         } else {
             self.generated.call(request)
         }
+    }
+}
+
+/// Asserts that each hand-typed `paths` names a method of the service `R`
+/// serves, as the generated descriptor has it, so a rename in the proto
+/// cannot silently send a routed method to the slower generated path.
+#[cfg(test)]
+pub(crate) fn assert_routed_paths_are_methods<R: NamedService>(paths: &[&str]) {
+    let pool = prost_reflect::DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
+        .expect("the descriptor set decodes");
+    let service = pool
+        .get_service_by_name(R::NAME)
+        .unwrap_or_else(|| panic!("{} is not in the descriptor set", R::NAME));
+    for path in paths {
+        let (service_name, method) = path[1..].split_once('/').expect("/Service/Method");
+        assert_eq!(service_name, service.full_name(), "{path}");
+        assert!(
+            service.methods().any(|m| m.name() == method),
+            "{path} is not a method of {}",
+            service.full_name()
+        );
     }
 }

@@ -9,11 +9,11 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 use crate::error::Error;
 
 /// The error domain in google.rpc.ErrorInfo details.
-pub const ERROR_DOMAIN: &str = "tradewire.v1";
+pub(crate) const ERROR_DOMAIN: &str = "tradewire.v1";
 /// Trailer with the sequence a client should resume after.
-pub const RESUME_AFTER_METADATA: &str = "tradewire-resume-after";
+pub(crate) const RESUME_AFTER_METADATA: &str = "tradewire-resume-after";
 /// Trailer with the oldest sequence still retained.
-pub const OLDEST_RETAINED_METADATA: &str = "tradewire-oldest-retained";
+pub(crate) const OLDEST_RETAINED_METADATA: &str = "tradewire-oldest-retained";
 
 fn with_metadata(key: &'static str, value: u64) -> MetadataMap {
     let mut metadata = MetadataMap::new();

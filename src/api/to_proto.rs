@@ -1,17 +1,19 @@
 //! Domain to wire: the one place domain values become protobuf messages.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use chrono::{Datelike, NaiveDate};
 use prost::Message;
 
 use crate::domain::{
-    Announcement, AnnouncementKind, Bound, BoundedMoney, Calendar, CalendarPart, Due, ExportReport,
-    Money, Period, PeriodSpec, Person, Quantity, Source, TradeRecord,
+    AnnouncedEvent, Announcement, AnnouncementKind, Bound, BoundedMoney, Calendar, CalendarPart,
+    Due, ExportReport, Money, Period, PeriodSpec, Person, Quantity, Source, TradeRecord,
 };
+use crate::hub::SubscriptionEvent;
 use crate::pb;
 
-pub fn date(d: NaiveDate) -> pb::Date {
+pub(crate) fn date(d: NaiveDate) -> pb::Date {
     pb::Date {
         year: d.year(),
         // chrono months and days are at most 12 and 31.
@@ -20,7 +22,7 @@ pub fn date(d: NaiveDate) -> pb::Date {
     }
 }
 
-pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+pub(crate) fn timestamp(t: SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp::from(t)
 }
 
@@ -57,7 +59,7 @@ fn quantity(q: &Quantity) -> pb::Quantity {
     }
 }
 
-pub fn period(p: &Period) -> pb::Period {
+pub(crate) fn period(p: &Period) -> pb::Period {
     let spec = match p.spec {
         PeriodSpec::Range(r) => pb::period::Spec::DateRange(pb::DateRange {
             start: Some(date(r.start)),
@@ -110,13 +112,13 @@ fn source(s: &Source) -> pb::Source {
 
 /// A stored record's `TradeRecord` encoding: made once, on first use, and
 /// shared by every answer that carries the record.
-pub fn encoded_trade_record(r: &TradeRecord) -> bytes::Bytes {
+pub(crate) fn encoded_trade_record(r: &TradeRecord) -> bytes::Bytes {
     r.encoded
         .get_or_init(|| trade_record(r).encode_to_vec().into())
         .clone()
 }
 
-pub fn trade_record(r: &TradeRecord) -> pb::TradeRecord {
+pub(crate) fn trade_record(r: &TradeRecord) -> pb::TradeRecord {
     pb::TradeRecord {
         id: r.id.to_string(),
         exporter: r.exporter.as_str().to_owned(),
@@ -143,7 +145,15 @@ fn announcement_kind(k: AnnouncementKind) -> i32 {
     .into()
 }
 
-pub fn announcement(a: &Announcement) -> pb::Announcement {
+fn announced_event(e: &AnnouncedEvent) -> pb::Event {
+    pb::Event {
+        name: e.name.clone(),
+        location: e.location.clone(),
+        start_date: e.start_date.map(date),
+    }
+}
+
+pub(crate) fn announcement(a: &Announcement) -> pb::Announcement {
     pb::Announcement {
         id: a.id.to_string(),
         sequence: a.sequence,
@@ -153,11 +163,7 @@ pub fn announcement(a: &Announcement) -> pb::Announcement {
         countries: a.countries.iter().map(|c| c.as_str().to_owned()).collect(),
         organizations: a.organizations.clone(),
         people: a.people.iter().map(person).collect(),
-        event: a.event.as_ref().map(|e| pb::Event {
-            name: e.name.clone(),
-            location: e.location.clone(),
-            start_date: e.start_date.map(date),
-        }),
+        event: a.event.as_ref().map(announced_event),
         announced_date: a.announced_date.map(date),
         forecast: a.forecast.as_ref().map(|f| pb::Forecast {
             subject: f.subject.clone(),
@@ -179,7 +185,7 @@ pub fn announcement(a: &Announcement) -> pb::Announcement {
     }
 }
 
-pub fn export_report(r: &ExportReport) -> pb::ExportReport {
+pub(crate) fn export_report(r: &ExportReport) -> pb::ExportReport {
     pb::ExportReport {
         id: r.id.to_string(),
         sequence: r.sequence,
@@ -204,4 +210,66 @@ pub fn export_report(r: &ExportReport) -> pb::ExportReport {
             .map(|i| i.to_string())
             .unwrap_or_default(),
     }
+}
+
+/// A subscription event as the stream's `event` oneof, whichever stream:
+/// `item` wraps an item, the other two wrap the markers.
+fn subscription_event<T, E>(
+    event: &SubscriptionEvent<T>,
+    item: impl FnOnce(&T) -> E,
+    caught_up: fn(pb::CaughtUp) -> E,
+    heartbeat: fn(pb::Heartbeat) -> E,
+) -> E {
+    match event {
+        SubscriptionEvent::Item(i) => item(i),
+        SubscriptionEvent::CaughtUp(head) => caught_up(pb::CaughtUp {
+            head_sequence: *head,
+        }),
+        SubscriptionEvent::Heartbeat(head) => heartbeat(pb::Heartbeat {
+            head_sequence: *head,
+        }),
+    }
+}
+
+/// One message of a SubscribeExportReports stream.
+pub(crate) fn report_event(
+    event: &SubscriptionEvent<ExportReport>,
+) -> pb::SubscribeExportReportsResponse {
+    use pb::subscribe_export_reports_response::Event;
+    pb::SubscribeExportReportsResponse {
+        event: Some(subscription_event(
+            event,
+            |r| Event::ExportReport(export_report(r)),
+            Event::CaughtUp,
+            Event::Heartbeat,
+        )),
+    }
+}
+
+/// One message of a WatchAnnouncements stream.
+pub(crate) fn announcement_event(
+    event: &SubscriptionEvent<Announcement>,
+) -> pb::WatchAnnouncementsResponse {
+    use pb::watch_announcements_response::Event;
+    pb::WatchAnnouncementsResponse {
+        event: Some(subscription_event(
+            event,
+            |a| Event::Announcement(announcement(a)),
+            Event::CaughtUp,
+            Event::Heartbeat,
+        )),
+    }
+}
+
+/// A published report's SubscribeExportReports message, encoded once, on
+/// first delivery, and shared by every subscriber it reaches.
+pub(crate) fn encoded_report_event(report: &Arc<ExportReport>) -> bytes::Bytes {
+    report
+        .encoded
+        .get_or_init(|| {
+            report_event(&SubscriptionEvent::Item(Arc::clone(report)))
+                .encode_to_vec()
+                .into()
+        })
+        .clone()
 }

@@ -8,11 +8,9 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use ulid::Ulid;
 
-use super::frames::{EncodedField, Frame};
-use super::from_proto::{self as from, Check};
-use super::{page_token, request_key, to_proto};
+use super::pre_encoded::{EncodedField, PreEncoded};
+use super::{from_proto, to_proto};
 use crate::domain::TradeRecord;
 use crate::pb::{self, trade_service_server::TradeService};
 use crate::store::Store;
@@ -23,19 +21,19 @@ const GET_RESPONSE_TRADE_RECORD: u32 = 1;
 const LIST_RESPONSE_TRADE_RECORDS: u32 = 1;
 const LIST_RESPONSE_NEXT_PAGE_TOKEN: u32 = 2;
 
+/// The handlers of `TradeService`.
 #[derive(Debug, Clone)]
-pub struct TradeApi {
+pub(crate) struct TradeApi {
     store: Store,
 }
 
 impl TradeApi {
-    pub fn new(store: Store) -> Self {
+    pub(crate) fn new(store: Store) -> Self {
         TradeApi { store }
     }
 
     fn find(&self, request: &pb::GetTradeRecordRequest) -> Result<Arc<TradeRecord>, Status> {
-        let id = from::id("id", &request.id)?;
-        Ok(self.store.get_trade_record(id)?)
+        Ok(self.store.get_trade_record(from_proto::id_of(request)?)?)
     }
 
     /// A page of records and its next_page_token.
@@ -43,25 +41,20 @@ impl TradeApi {
         &self,
         request: pb::ListTradeRecordsRequest,
     ) -> Result<(Vec<Arc<TradeRecord>>, String), Status> {
-        let limit = from::page_size(request.page_size)?;
-        let mut check = Check::default();
-        let filter = from::trade_filter(&mut check, "filter", request.filter.as_ref());
-        let filter = check.finish(Some(filter))?;
-        let (cursor, after) = page_token::Cursor::read::<Ulid>(
-            &request.page_token,
-            &request.filter.unwrap_or_default(),
-        )?;
-        let page = self.store.list_trade_records(&filter, after, limit);
-        Ok((page.items, cursor.next_token(page.next)))
+        let query = from_proto::list_trade_records(request)?;
+        let page = self
+            .store
+            .list_trade_records(&query.filter, query.after, query.limit);
+        Ok((page.items, query.cursor.next_token(page.next)))
     }
 
     /// GetTradeRecord's answer around the record's cached encoding.
-    pub fn get_encoded(
+    pub(crate) fn get_encoded(
         &self,
         request: &pb::GetTradeRecordRequest,
-    ) -> Result<Frame<pb::GetTradeRecordResponse>, Status> {
+    ) -> Result<PreEncoded<pb::GetTradeRecordResponse>, Status> {
         let record = self.find(request)?;
-        Ok(Frame::Fields(vec![EncodedField {
+        Ok(PreEncoded::Fields(vec![EncodedField {
             number: GET_RESPONSE_TRADE_RECORD,
             value: to_proto::encoded_trade_record(&record),
         }]))
@@ -69,10 +62,10 @@ impl TradeApi {
 
     /// ListTradeRecords' answer: the page's cached record encodings, then
     /// the token.
-    pub fn list_encoded(
+    pub(crate) fn list_encoded(
         &self,
         request: pb::ListTradeRecordsRequest,
-    ) -> Result<Frame<pb::ListTradeRecordsResponse>, Status> {
+    ) -> Result<PreEncoded<pb::ListTradeRecordsResponse>, Status> {
         let (records, next_page_token) = self.page(request)?;
         let mut fields: Vec<EncodedField> = records
             .iter()
@@ -87,7 +80,7 @@ impl TradeApi {
                 value: next_page_token.into(),
             });
         }
-        Ok(Frame::Fields(fields))
+        Ok(PreEncoded::Fields(fields))
     }
 }
 
@@ -97,15 +90,13 @@ impl TradeService for TradeApi {
         &self,
         request: Request<pb::CreateTradeRecordRequest>,
     ) -> Result<Response<pb::CreateTradeRecordResponse>, Status> {
-        let mut req = request.into_inner();
-        let mut check = Check::default();
-        let key = request_key(&mut check, &mut req, |r| std::mem::take(&mut r.request_id));
-        let record = from::trade_record(&mut check, "trade_record", req.trade_record.as_ref());
-        let record = check.finish(record)?;
-        let stored = self.store.create_trade_records(vec![record], key).await?;
-        let trade_record = stored.first().map(|r| to_proto::trade_record(r));
+        let write = from_proto::create_trade_record(request.into_inner())?;
+        let stored = self
+            .store
+            .create_trade_records(write.value, write.request)
+            .await?;
         Ok(Response::new(pb::CreateTradeRecordResponse {
-            trade_record,
+            trade_record: stored.first().map(|r| to_proto::trade_record(r)),
         }))
     }
 
@@ -113,39 +104,11 @@ impl TradeService for TradeApi {
         &self,
         request: Request<pb::BatchCreateTradeRecordsRequest>,
     ) -> Result<Response<pb::BatchCreateTradeRecordsResponse>, Status> {
-        let mut req = request.into_inner();
-        let mut check = Check::default();
-        let key = request_key(&mut check, &mut req, |r| std::mem::take(&mut r.request_id));
-        if req.requests.is_empty() || req.requests.len() > from::MAX_BATCH {
-            check.fail(
-                "requests",
-                format!(
-                    "has {} entries; send 1 to {}",
-                    req.requests.len(),
-                    from::MAX_BATCH
-                ),
-            );
-        }
-        let records: Vec<_> = req
-            .requests
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                if !r.request_id.is_empty() {
-                    check.fail(
-                        format!("requests[{i}].request_id"),
-                        "set request_id on the batch, not on its entries",
-                    );
-                }
-                from::trade_record(
-                    &mut check,
-                    &format!("requests[{i}].trade_record"),
-                    r.trade_record.as_ref(),
-                )
-            })
-            .collect();
-        let records = check.finish(records.into_iter().collect::<Option<Vec<_>>>())?;
-        let stored = self.store.create_trade_records(records, key).await?;
+        let write = from_proto::batch_create_trade_records(request.into_inner())?;
+        let stored = self
+            .store
+            .create_trade_records(write.value, write.request)
+            .await?;
         Ok(Response::new(pb::BatchCreateTradeRecordsResponse {
             trade_records: stored.iter().map(|r| to_proto::trade_record(r)).collect(),
         }))
@@ -176,8 +139,9 @@ impl TradeService for TradeApi {
         &self,
         request: Request<pb::DeleteTradeRecordRequest>,
     ) -> Result<Response<pb::DeleteTradeRecordResponse>, Status> {
-        let id = from::id("id", &request.get_ref().id)?;
-        self.store.delete_trade_record(id).await?;
+        self.store
+            .delete_trade_record(from_proto::id_of(request.get_ref())?)
+            .await?;
         Ok(Response::new(pb::DeleteTradeRecordResponse {}))
     }
 }
@@ -219,10 +183,10 @@ mod tests {
         }
     }
 
-    fn bytes<M: Message>(frame: &Frame<M>) -> Vec<u8> {
+    fn bytes<M: Message>(answer: &PreEncoded<M>) -> Vec<u8> {
         let mut out = Vec::new();
-        frame.write(&mut out).unwrap();
-        assert_eq!(out.len(), frame.encoded_len());
+        answer.write(&mut out).unwrap();
+        assert_eq!(out.len(), answer.encoded_len());
         out
     }
 

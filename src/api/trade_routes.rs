@@ -2,7 +2,7 @@
 //! answered from each record's cached encoding: a stored record never
 //! changes, so it is encoded once and its bytes are copied into every
 //! answer that carries it. `TradeMethods` answers those two methods
-//! through `tonic::server::Grpc` with `FrameCodec`; `routes::Routes` hands
+//! through `tonic::server::Grpc` with `PreEncodedCodec`; `routes::Routes` hands
 //! every other method to the generated server.
 
 use std::future::{Ready, ready};
@@ -12,7 +12,7 @@ use tonic::codegen::{Body, StdError, http};
 use tonic::server::{Grpc, UnaryService};
 use tonic::{Request, Response, Status};
 
-use super::frames::{Frame, FrameCodec};
+use super::pre_encoded::{PreEncoded, PreEncodedCodec};
 use super::routes::{Answer, Methods, Routes};
 use super::trade::TradeApi;
 use crate::pb;
@@ -22,13 +22,13 @@ const GET_PATH: &str = "/tradewire.v1.TradeService/GetTradeRecord";
 const LIST_PATH: &str = "/tradewire.v1.TradeService/ListTradeRecords";
 
 /// A unary answer that is ready at once: the lookup is synchronous.
-type ReadyFrame<M> = Ready<Result<Response<Frame<M>>, Status>>;
+type ReadyPreEncoded<M> = Ready<Result<Response<PreEncoded<M>>, Status>>;
 
 struct GetEncoded(Arc<TradeApi>);
 
 impl UnaryService<pb::GetTradeRecordRequest> for GetEncoded {
-    type Response = Frame<pb::GetTradeRecordResponse>;
-    type Future = ReadyFrame<pb::GetTradeRecordResponse>;
+    type Response = PreEncoded<pb::GetTradeRecordResponse>;
+    type Future = ReadyPreEncoded<pb::GetTradeRecordResponse>;
 
     fn call(&mut self, request: Request<pb::GetTradeRecordRequest>) -> Self::Future {
         ready(self.0.get_encoded(request.get_ref()).map(Response::new))
@@ -38,8 +38,8 @@ impl UnaryService<pb::GetTradeRecordRequest> for GetEncoded {
 struct ListEncoded(Arc<TradeApi>);
 
 impl UnaryService<pb::ListTradeRecordsRequest> for ListEncoded {
-    type Response = Frame<pb::ListTradeRecordsResponse>;
-    type Future = ReadyFrame<pb::ListTradeRecordsResponse>;
+    type Response = PreEncoded<pb::ListTradeRecordsResponse>;
+    type Future = ReadyPreEncoded<pb::ListTradeRecordsResponse>;
 
     fn call(&mut self, request: Request<pb::ListTradeRecordsRequest>) -> Self::Future {
         ready(self.0.list_encoded(request.into_inner()).map(Response::new))
@@ -48,7 +48,7 @@ impl UnaryService<pb::ListTradeRecordsRequest> for ListEncoded {
 
 /// GetTradeRecord and ListTradeRecords, answered from cached encodings.
 #[derive(Debug, Clone)]
-pub struct TradeMethods(Arc<TradeApi>);
+pub(crate) struct TradeMethods(Arc<TradeApi>);
 
 impl Methods for TradeMethods {
     fn serves(&self, path: &str) -> bool {
@@ -62,19 +62,19 @@ impl Methods for TradeMethods {
     {
         let api = Arc::clone(&self.0);
         if request.uri().path() == GET_PATH {
-            let mut grpc = Grpc::new(FrameCodec::default());
+            let mut grpc = Grpc::new(PreEncodedCodec::default());
             Box::pin(async move { Ok(grpc.unary(GetEncoded(api), request).await) })
         } else {
-            let mut grpc = Grpc::new(FrameCodec::default());
+            let mut grpc = Grpc::new(PreEncodedCodec::default());
             Box::pin(async move { Ok(grpc.unary(ListEncoded(api), request).await) })
         }
     }
 }
 
 /// `tradewire.v1.TradeService` with Get and List from cached encodings.
-pub type TradeRoutes = Routes<TradeMethods, TradeServiceServer<TradeApi>>;
+pub(crate) type TradeRoutes = Routes<TradeMethods, TradeServiceServer<TradeApi>>;
 
-pub fn trade_routes(api: TradeApi) -> TradeRoutes {
+pub(crate) fn trade_routes(api: TradeApi) -> TradeRoutes {
     Routes::new(
         TradeMethods(Arc::new(api.clone())),
         TradeServiceServer::new(api),
@@ -83,32 +83,11 @@ pub fn trade_routes(api: TradeApi) -> TradeRoutes {
 
 #[cfg(test)]
 mod tests {
-    use prost_reflect::DescriptorPool;
-
     use super::*;
+    use crate::api::routes::assert_routed_paths_are_methods;
 
-    /// The hand-typed paths must name real methods of the generated
-    /// service, or a rename would silently send them to the slow path.
     #[test]
     fn routed_paths_are_methods_of_the_generated_service() {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
-        let service = pool
-            .get_service_by_name(
-                <TradeServiceServer<TradeApi> as tonic::server::NamedService>::NAME,
-            )
-            .unwrap();
-        assert_eq!(
-            <TradeRoutes as tonic::server::NamedService>::NAME,
-            service.full_name()
-        );
-        for path in [GET_PATH, LIST_PATH] {
-            let (service_name, method) = path[1..].split_once('/').unwrap();
-            assert_eq!(service_name, service.full_name());
-            assert!(
-                service.methods().any(|m| m.name() == method),
-                "{path} is not a method of {}",
-                service.full_name()
-            );
-        }
+        assert_routed_paths_are_methods::<TradeRoutes>(&[GET_PATH, LIST_PATH]);
     }
 }

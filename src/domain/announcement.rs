@@ -8,7 +8,7 @@ use ulid::Ulid;
 use super::{CountryCode, Period, Person, Quantity, Sequenced, Source};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum AnnouncementKind {
+pub(crate) enum AnnouncementKind {
     Meeting,
     Statement,
     Forecast,
@@ -18,7 +18,8 @@ pub enum AnnouncementKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Event {
+/// The occasion an announcement is about: a meeting, an exhibition.
+pub(crate) struct AnnouncedEvent {
     pub name: String,
     pub location: String,
     pub start_date: Option<NaiveDate>,
@@ -26,14 +27,14 @@ pub struct Event {
 
 /// When a forecast figure is due.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum Due {
+pub(crate) enum Due {
     ByEndOf(Period),
     ByDate(NaiveDate),
 }
 
 impl Due {
     /// The Gregorian day the figure is due by.
-    pub fn due_by(&self) -> NaiveDate {
+    pub(crate) fn due_by(&self) -> NaiveDate {
         match self {
             Due::ByEndOf(period) => period.end(),
             Due::ByDate(date) => *date,
@@ -42,7 +43,7 @@ impl Due {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Forecast {
+pub(crate) struct Forecast {
     pub subject: String,
     pub country: Option<CountryCode>,
     pub target: Quantity,
@@ -52,7 +53,7 @@ pub struct Forecast {
 /// A stored announcement. `id`, `sequence` and `create_time` are assigned by
 /// the store.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Announcement {
+pub(crate) struct Announcement {
     pub id: Ulid,
     pub sequence: u64,
     pub create_time: SystemTime,
@@ -62,7 +63,7 @@ pub struct Announcement {
     pub countries: Vec<CountryCode>,
     pub organizations: Vec<String>,
     pub people: Vec<Person>,
-    pub event: Option<Event>,
+    pub event: Option<AnnouncedEvent>,
     pub announced_date: Option<NaiveDate>,
     pub forecast: Option<Forecast>,
     pub source: Source,
@@ -71,7 +72,7 @@ pub struct Announcement {
 
 impl Announcement {
     /// Every organization it names, in any role, lower-cased for matching.
-    pub fn organization_keys(&self) -> impl Iterator<Item = String> + '_ {
+    pub(crate) fn organization_keys(&self) -> impl Iterator<Item = String> + '_ {
         self.organizations
             .iter()
             .chain(self.people.iter().map(|p| &p.organization))
@@ -82,7 +83,7 @@ impl Announcement {
     }
 
     /// Every person it names, lower-cased for matching.
-    pub fn person_keys(&self) -> impl Iterator<Item = String> + '_ {
+    pub(crate) fn person_keys(&self) -> impl Iterator<Item = String> + '_ {
         self.people
             .iter()
             .chain(self.source.speaker.iter())

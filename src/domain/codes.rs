@@ -6,10 +6,10 @@ use std::fmt;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
-pub struct CountryCode([u8; 3]);
+pub(crate) struct CountryCode([u8; 3]);
 
 impl CountryCode {
-    pub fn parse(code: &str) -> Result<Self, String> {
+    pub(crate) fn parse(code: &str) -> Result<Self, String> {
         let bytes = code.as_bytes();
         if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
             return Err(format!(
@@ -21,7 +21,7 @@ impl CountryCode {
         Ok(CountryCode([bytes[0], bytes[1], bytes[2]]))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         // Only ASCII upper-case letters are ever stored.
         std::str::from_utf8(&self.0).unwrap_or("???")
     }
@@ -37,10 +37,10 @@ impl fmt::Display for CountryCode {
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
-pub struct HsCode(String);
+pub(crate) struct HsCode(String);
 
 impl HsCode {
-    pub fn parse(code: &str) -> Result<Self, String> {
+    pub(crate) fn parse(code: &str) -> Result<Self, String> {
         if !code.bytes().all(|b| b.is_ascii_digit()) || ![2, 4, 6].contains(&code.len()) {
             return Err(format!("{code:?} is not an HS code: 2, 4 or 6 digits"));
         }
@@ -50,28 +50,28 @@ impl HsCode {
         Ok(HsCode(code.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// A prefix of HS codes, 1 to 6 digits; "87" matches "8703" and "8708".
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HsPrefix(String);
+pub(crate) struct HsPrefix(String);
 
 impl HsPrefix {
-    pub fn parse(prefix: &str) -> Result<Self, String> {
+    pub(crate) fn parse(prefix: &str) -> Result<Self, String> {
         if prefix.is_empty() || prefix.len() > 6 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("{prefix:?} is not an HS prefix: 1 to 6 digits"));
         }
         Ok(HsPrefix(prefix.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
-    pub fn matches(&self, code: &HsCode) -> bool {
+    pub(crate) fn matches(&self, code: &HsCode) -> bool {
         code.as_str().starts_with(&self.0)
     }
 }

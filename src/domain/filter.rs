@@ -3,7 +3,7 @@
 use super::{Announcement, AnnouncementKind, CountryCode, DateRange, HsPrefix, TradeKeyed};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct TradeFilter {
+pub(crate) struct TradeFilter {
     pub exporter: Option<CountryCode>,
     pub importer: Option<CountryCode>,
     pub hs_prefix: Option<HsPrefix>,
@@ -11,7 +11,7 @@ pub struct TradeFilter {
 }
 
 impl TradeFilter {
-    pub fn matches(&self, item: &impl TradeKeyed) -> bool {
+    pub(crate) fn matches(&self, item: &impl TradeKeyed) -> bool {
         self.exporter.is_none_or(|c| c == item.exporter())
             && self.importer.is_none_or(|c| c == item.importer())
             && self
@@ -25,7 +25,7 @@ impl TradeFilter {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct AnnouncementFilter {
+pub(crate) struct AnnouncementFilter {
     pub kind: Option<AnnouncementKind>,
     pub country: Option<CountryCode>,
     /// Lower-cased.
@@ -38,7 +38,7 @@ pub struct AnnouncementFilter {
 }
 
 impl AnnouncementFilter {
-    pub fn matches(&self, a: &Announcement) -> bool {
+    pub(crate) fn matches(&self, a: &Announcement) -> bool {
         self.kind.is_none_or(|k| k == a.kind)
             && self.country.is_none_or(|c| a.countries.contains(&c))
             && self

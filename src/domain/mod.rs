@@ -5,30 +5,30 @@
 //! Constructors here validate their own invariants and return a plain
 //! description on failure; `api::convert` attaches the field path.
 
-pub mod announcement;
-pub mod codes;
-pub mod filter;
-pub mod money;
-pub mod period;
-pub mod record;
-pub mod report;
+pub(crate) mod announcement;
+pub(crate) mod codes;
+pub(crate) mod filter;
+pub(crate) mod money;
+pub(crate) mod period;
+pub(crate) mod record;
+pub(crate) mod report;
 
-pub use announcement::{Announcement, AnnouncementKind, Due, Event, Forecast};
-pub use codes::{CountryCode, HsCode, HsPrefix};
-pub use filter::{AnnouncementFilter, TradeFilter};
-pub use money::{Bound, BoundedMoney, Money, Quantity};
-pub use period::{Calendar, CalendarPart, DateRange, Period, PeriodSpec};
-pub use record::{Person, Source, TradeRecord};
-pub use report::{Change, ExportReport};
+pub(crate) use announcement::{AnnouncedEvent, Announcement, AnnouncementKind, Due, Forecast};
+pub(crate) use codes::{CountryCode, HsCode, HsPrefix};
+pub(crate) use filter::{AnnouncementFilter, TradeFilter};
+pub(crate) use money::{Bound, BoundedMoney, Money, Quantity};
+pub(crate) use period::{Calendar, CalendarPart, DateRange, Period, PeriodSpec};
+pub(crate) use record::{Person, Source, TradeRecord};
+pub(crate) use report::{Change, ExportReport};
 
 /// A slot for a stored item's wire encoding, computed at most once (stored
 /// items never change) and shared by every answer and subscriber that
 /// carries the item. The domain never reads it; equality ignores it.
 #[derive(Clone, Default)]
-pub struct EncodedOnce(std::sync::OnceLock<bytes::Bytes>);
+pub(crate) struct EncodedOnce(std::sync::OnceLock<bytes::Bytes>);
 
 impl EncodedOnce {
-    pub fn get_or_init(&self, encode: impl FnOnce() -> bytes::Bytes) -> &bytes::Bytes {
+    pub(crate) fn get_or_init(&self, encode: impl FnOnce() -> bytes::Bytes) -> &bytes::Bytes {
         self.0.get_or_init(encode)
     }
 }
@@ -50,12 +50,12 @@ impl std::fmt::Debug for EncodedOnce {
 }
 
 /// Anything carried on a numbered stream.
-pub trait Sequenced {
+pub(crate) trait Sequenced {
     fn sequence(&self) -> u64;
 }
 
 /// Anything with the trade keys that `TradeFilter` matches on.
-pub trait TradeKeyed {
+pub(crate) trait TradeKeyed {
     fn exporter(&self) -> CountryCode;
     fn importer(&self) -> CountryCode;
     fn hs_code(&self) -> &HsCode;

@@ -6,7 +6,7 @@ const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
 /// An amount in an ISO 4217 currency, as whole units plus nanos.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Money {
+pub(crate) struct Money {
     pub currency: Currency,
     pub units: i64,
     pub nanos: i32,
@@ -14,13 +14,13 @@ pub struct Money {
 
 /// Which part of a `Money` is wrong, so the caller can name the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MoneyError {
+pub(crate) enum MoneyError {
     Currency(String),
     Nanos(String),
 }
 
 impl Money {
-    pub fn new(currency_code: &str, units: i64, nanos: i32) -> Result<Self, MoneyError> {
+    pub(crate) fn new(currency_code: &str, units: i64, nanos: i32) -> Result<Self, MoneyError> {
         let currency = parse_currency(currency_code).map_err(MoneyError::Currency)?;
         if !(-999_999_999..=999_999_999).contains(&nanos) {
             return Err(MoneyError::Nanos(format!(
@@ -40,20 +40,20 @@ impl Money {
     }
 
     /// The amount in nanos; exact, cannot overflow an i128.
-    pub fn total_nanos(&self) -> i128 {
+    pub(crate) fn total_nanos(&self) -> i128 {
         i128::from(self.units) * NANOS_PER_UNIT + i128::from(self.nanos)
     }
 
-    pub fn is_negative(&self) -> bool {
+    pub(crate) fn is_negative(&self) -> bool {
         self.total_nanos() < 0
     }
 
-    pub fn currency_code(&self) -> &'static str {
+    pub(crate) fn currency_code(&self) -> &'static str {
         self.currency.code()
     }
 }
 
-pub fn parse_currency(code: &str) -> Result<Currency, String> {
+pub(crate) fn parse_currency(code: &str) -> Result<Currency, String> {
     if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(format!(
             "{code:?} is not an ISO 4217 code (three upper-case letters, e.g. \"USD\")"
@@ -66,7 +66,7 @@ pub fn parse_currency(code: &str) -> Result<Currency, String> {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
 )]
-pub enum Bound {
+pub(crate) enum Bound {
     #[default]
     Exact,
     AtLeast,
@@ -77,7 +77,7 @@ pub enum Bound {
 impl Bound {
     /// The bound of `new / old - 1` given the bounds of `new` and `old`:
     /// the change grows with `new` and shrinks with `old`.
-    pub fn of_change(new: Bound, old: Bound) -> Bound {
+    pub(crate) fn of_change(new: Bound, old: Bound) -> Bound {
         use Bound::*;
         match (new, old) {
             (Exact, Exact) => Exact,
@@ -92,14 +92,14 @@ impl Bound {
 
 /// A money figure with its bound ("more than $66 million").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BoundedMoney {
+pub(crate) struct BoundedMoney {
     pub money: Money,
     pub bound: Bound,
 }
 
 /// A non-money quantity ("more than 1.5 million cars").
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Quantity {
+pub(crate) struct Quantity {
     pub amount: f64,
     pub unit: String,
     pub bound: Bound,

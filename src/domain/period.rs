@@ -2,7 +2,7 @@
 //! inclusive Gregorian date ranges. Solar Hijri dates are converted with
 //! icu_calendar's Persian calendar, never with a hand-made table.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use icu_calendar::{Date, Iso};
 
 /// Years accepted in each calendar, so that every period maps into
@@ -11,13 +11,13 @@ const GREGORIAN_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 const SOLAR_HIJRI_YEARS: std::ops::RangeInclusive<i32> = 1..=9000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Calendar {
+pub(crate) enum Calendar {
     Gregorian,
     SolarHijri,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum CalendarPart {
+pub(crate) enum CalendarPart {
     Year,
     Quarter(u8),
     Month(u8),
@@ -25,27 +25,27 @@ pub enum CalendarPart {
 
 /// An inclusive range of Gregorian dates, start not after end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct DateRange {
+pub(crate) struct DateRange {
     pub start: NaiveDate,
     pub end: NaiveDate,
 }
 
 impl DateRange {
-    pub fn new(start: NaiveDate, end: NaiveDate) -> Result<Self, String> {
+    pub(crate) fn new(start: NaiveDate, end: NaiveDate) -> Result<Self, String> {
         if start > end {
             return Err(format!("start {start} is after end {end}"));
         }
         Ok(DateRange { start, end })
     }
 
-    pub fn overlaps(&self, other: &DateRange) -> bool {
+    pub(crate) fn overlaps(&self, other: &DateRange) -> bool {
         self.start <= other.end && other.start <= self.end
     }
 }
 
 /// How a period was stated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum PeriodSpec {
+pub(crate) enum PeriodSpec {
     Calendar {
         calendar: Calendar,
         year: i32,
@@ -56,7 +56,7 @@ pub enum PeriodSpec {
 
 /// Which part of a calendar period is wrong, so the caller can name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeriodError {
+pub(crate) enum PeriodError {
     Year(String),
     Quarter(String),
     Month(String),
@@ -64,7 +64,7 @@ pub enum PeriodError {
 
 /// A period as stated plus its Gregorian range and canonical label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct Period {
+pub(crate) struct Period {
     pub spec: PeriodSpec,
     pub range: DateRange,
     pub label: String,
@@ -72,7 +72,7 @@ pub struct Period {
 
 impl Period {
     /// A period from an explicit date range.
-    pub fn from_range(range: DateRange) -> Period {
+    pub(crate) fn from_range(range: DateRange) -> Period {
         Period {
             spec: PeriodSpec::Range(range),
             label: format!("{}..{}", range.start, range.end),
@@ -81,7 +81,7 @@ impl Period {
     }
 
     /// A calendar year, quarter or month, resolved to Gregorian dates.
-    pub fn from_calendar(
+    pub(crate) fn from_calendar(
         calendar: Calendar,
         year: i32,
         part: CalendarPart,
@@ -131,11 +131,11 @@ impl Period {
         })
     }
 
-    pub fn start(&self) -> NaiveDate {
+    pub(crate) fn start(&self) -> NaiveDate {
         self.range.start
     }
 
-    pub fn end(&self) -> NaiveDate {
+    pub(crate) fn end(&self) -> NaiveDate {
         self.range.end
     }
 }
@@ -174,23 +174,25 @@ fn to_gregorian<C: icu_calendar::AsCalendar>(date: Date<C>) -> Option<NaiveDate>
     )
 }
 
-/// A date as a Solar Hijri (year, month, day), for labels and tests.
-pub fn solar_hijri_of(date: NaiveDate) -> Option<(i32, u8, u8)> {
-    let month = u8::try_from(date.month()).ok()?;
-    let day = u8::try_from(date.day()).ok()?;
-    let persian = Date::try_new_iso(date.year(), month, day)
-        .ok()?
-        .to_calendar(icu_calendar::cal::Persian);
-    Some((
-        persian.year().extended_year(),
-        persian.month().ordinal,
-        persian.day_of_month().0,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
+    use chrono::Datelike;
+
     use super::*;
+
+    /// A date as a Solar Hijri (year, month, day), to check conversions.
+    fn solar_hijri_of(date: NaiveDate) -> Option<(i32, u8, u8)> {
+        let month = u8::try_from(date.month()).ok()?;
+        let day = u8::try_from(date.day()).ok()?;
+        let persian = Date::try_new_iso(date.year(), month, day)
+            .ok()?
+            .to_calendar(icu_calendar::cal::Persian);
+        Some((
+            persian.year().extended_year(),
+            persian.month().ordinal,
+            persian.day_of_month().0,
+        ))
+    }
 
     fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()

@@ -8,7 +8,7 @@ use ulid::Ulid;
 use super::{BoundedMoney, CountryCode, HsCode, Period, Quantity, TradeKeyed};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Person {
+pub(crate) struct Person {
     pub name: String,
     pub role: String,
     pub organization: String,
@@ -16,7 +16,7 @@ pub struct Person {
 
 /// Where a fact comes from; at least an organization or an outlet is set.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Source {
+pub(crate) struct Source {
     pub organization: String,
     pub outlet: String,
     pub speaker: Option<Person>,
@@ -28,7 +28,7 @@ pub struct Source {
 /// A trade figure. `id` and `create_time` are assigned by the store; on a
 /// record that is not stored yet they are `Ulid::nil()` and the epoch.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TradeRecord {
+pub(crate) struct TradeRecord {
     pub id: Ulid,
     pub create_time: SystemTime,
     pub exporter: CountryCode,
@@ -49,7 +49,7 @@ pub struct TradeRecord {
 /// What makes two trade records the same figure: an export report links to
 /// an existing record with this key instead of storing a duplicate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RecordKey {
+pub(crate) struct RecordKey {
     exporter: CountryCode,
     importer: CountryCode,
     hs_code: HsCode,
@@ -59,7 +59,7 @@ pub struct RecordKey {
 }
 
 impl TradeRecord {
-    pub fn key(&self) -> RecordKey {
+    pub(crate) fn key(&self) -> RecordKey {
         RecordKey {
             exporter: self.exporter,
             importer: self.importer,

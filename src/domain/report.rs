@@ -11,7 +11,7 @@ use super::{
 
 /// A change from a baseline, in percent (+100 means doubled).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Change {
+pub(crate) struct Change {
     pub percent: f64,
     pub bound: Bound,
 }
@@ -20,7 +20,7 @@ impl Change {
     /// The change from `baseline` to `value`, rounded to 0.01 percent in the
     /// direction its bound allows, so that "at least 407.69%" stays true.
     /// None when the baseline is zero or the currencies differ.
-    pub fn between(value: &BoundedMoney, baseline: &BoundedMoney) -> Option<Change> {
+    pub(crate) fn between(value: &BoundedMoney, baseline: &BoundedMoney) -> Option<Change> {
         if value.money.currency != baseline.money.currency {
             return None;
         }
@@ -50,7 +50,7 @@ impl Change {
 /// A published export report. `id`, `sequence`, `publish_time` and the trade
 /// record links are assigned by the store at publication.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ExportReport {
+pub(crate) struct ExportReport {
     pub id: Ulid,
     pub sequence: u64,
     pub publish_time: SystemTime,
@@ -76,7 +76,7 @@ pub struct ExportReport {
 impl ExportReport {
     /// The trade records this report's figures amount to, not yet stored:
     /// (value record, baseline record).
-    pub fn figures(&self) -> (Option<TradeRecord>, Option<TradeRecord>) {
+    pub(crate) fn figures(&self) -> (Option<TradeRecord>, Option<TradeRecord>) {
         let record = |period: &Period, value: &BoundedMoney| TradeRecord {
             id: Ulid::nil(),
             create_time: SystemTime::UNIX_EPOCH,

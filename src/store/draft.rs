@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 
 /// What drafting one command gave.
 #[derive(Debug)]
-pub enum Drafted {
+pub(super) enum Drafted {
     /// A retry of a remembered request: its first outcome, nothing to do.
     Repeat(Outcome),
     /// The checked write, to log and then apply.
@@ -41,7 +41,7 @@ pub enum Drafted {
 /// The state as it will be once the mutations drafted so far are applied,
 /// as far as the next command's checks need to know.
 #[derive(Debug)]
-pub struct Draft<'s> {
+pub(super) struct Draft<'s> {
     state: &'s State,
     last_id: Ulid,
     next_report: u64,
@@ -69,7 +69,7 @@ fn mutate(mutation: Mutation) -> Result<Drafted> {
 }
 
 impl<'s> Draft<'s> {
-    pub fn new(state: &'s State) -> Draft<'s> {
+    pub(super) fn new(state: &'s State) -> Draft<'s> {
         Draft {
             state,
             last_id: state.last_id,
@@ -116,7 +116,7 @@ impl<'s> Draft<'s> {
 
     /// Checks `command` against the state plus this group's earlier
     /// commands, and builds its mutation.
-    pub fn execute(&mut self, command: Command) -> Result<Drafted> {
+    pub(super) fn execute(&mut self, command: Command) -> Result<Drafted> {
         if let Some((op, request)) = command.request()
             && self.requests.contains(&(op, request.request_id.clone()))
         {

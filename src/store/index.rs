@@ -36,7 +36,7 @@ fn drop_key<V: Hash + Eq, K: Ord>(map: &mut HashMap<V, Postings<K>>, value: &V, 
 }
 
 /// The keys a list should examine, in key order, starting after a cursor.
-pub enum Candidates<'a, K: Ord + Copy> {
+pub(super) enum Candidates<'a, K: Ord + Copy> {
     /// No index applies: walk every item.
     All,
     /// A filter field has no postings at all: nothing matches.
@@ -67,7 +67,7 @@ impl<'a, K: Ord + Copy + 'a> Candidates<'a, K> {
 
     /// The candidate keys after `cursor`, ascending; `all` is the primary
     /// key order, used when no index applies.
-    pub fn after(
+    pub(super) fn after(
         &self,
         cursor: Option<K>,
         all: impl Iterator<Item = K> + 'a,
@@ -121,7 +121,7 @@ fn posting<'a, V: Hash + Eq, K: Ord + Copy>(
 /// Indexes over anything with trade keys (records by id, reports by
 /// sequence).
 #[derive(Debug)]
-pub struct TradeIndex<K: Ord + Copy> {
+pub(super) struct TradeIndex<K: Ord + Copy> {
     by_pair: HashMap<(CountryCode, CountryCode), Postings<K>>,
     by_exporter: HashMap<CountryCode, Postings<K>>,
     by_importer: HashMap<CountryCode, Postings<K>>,
@@ -152,7 +152,7 @@ impl<K: Ord + Copy> TradeIndex<K> {
         (last - first < MAX_INDEXED_YEARS).then_some(first..=last)
     }
 
-    pub fn insert(&mut self, key: K, item: &impl TradeKeyed) {
+    pub(super) fn insert(&mut self, key: K, item: &impl TradeKeyed) {
         add(&mut self.by_pair, (item.exporter(), item.importer()), key);
         add(&mut self.by_exporter, item.exporter(), key);
         add(&mut self.by_importer, item.importer(), key);
@@ -172,7 +172,7 @@ impl<K: Ord + Copy> TradeIndex<K> {
         }
     }
 
-    pub fn remove(&mut self, key: K, item: &impl TradeKeyed) {
+    pub(super) fn remove(&mut self, key: K, item: &impl TradeKeyed) {
         drop_key(&mut self.by_pair, &(item.exporter(), item.importer()), &key);
         drop_key(&mut self.by_exporter, &item.exporter(), &key);
         drop_key(&mut self.by_importer, &item.importer(), &key);
@@ -198,7 +198,7 @@ impl<K: Ord + Copy> TradeIndex<K> {
     }
 
     /// The narrowest candidate set for `filter`.
-    pub fn candidates(&self, filter: &TradeFilter) -> Candidates<'_, K> {
+    pub(super) fn candidates(&self, filter: &TradeFilter) -> Candidates<'_, K> {
         let mut best = Candidates::All;
         match (filter.exporter, filter.importer) {
             (Some(e), Some(i)) => best = best.narrower(posting(&self.by_pair, &(e, i))),
@@ -231,7 +231,7 @@ impl<K: Ord + Copy> TradeIndex<K> {
 
 /// Indexes over announcements by id.
 #[derive(Debug)]
-pub struct AnnouncementIndex<K: Ord + Copy> {
+pub(super) struct AnnouncementIndex<K: Ord + Copy> {
     by_kind: HashMap<AnnouncementKind, Postings<K>>,
     by_country: HashMap<CountryCode, Postings<K>>,
     by_organization: HashMap<String, Postings<K>>,
@@ -250,7 +250,7 @@ impl<K: Ord + Copy> Default for AnnouncementIndex<K> {
 }
 
 impl<K: Ord + Copy> AnnouncementIndex<K> {
-    pub fn insert(&mut self, key: K, a: &Announcement) {
+    pub(super) fn insert(&mut self, key: K, a: &Announcement) {
         add(&mut self.by_kind, a.kind, key);
         for c in &a.countries {
             add(&mut self.by_country, *c, key);
@@ -263,7 +263,7 @@ impl<K: Ord + Copy> AnnouncementIndex<K> {
         }
     }
 
-    pub fn remove(&mut self, key: K, a: &Announcement) {
+    pub(super) fn remove(&mut self, key: K, a: &Announcement) {
         drop_key(&mut self.by_kind, &a.kind, &key);
         for c in &a.countries {
             drop_key(&mut self.by_country, c, &key);
@@ -276,7 +276,7 @@ impl<K: Ord + Copy> AnnouncementIndex<K> {
         }
     }
 
-    pub fn candidates(&self, filter: &AnnouncementFilter) -> Candidates<'_, K> {
+    pub(super) fn candidates(&self, filter: &AnnouncementFilter) -> Candidates<'_, K> {
         let mut best = Candidates::All;
         if let Some(kind) = filter.kind {
             best = best.narrower(posting(&self.by_kind, &kind));

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Debug)]
-pub struct SeqLog<T> {
+pub(super) struct SeqLog<T> {
     items: BTreeMap<u64, Arc<T>>,
     head: u64,
     /// Every sequence below `floor` has fallen off the log.
@@ -16,12 +16,12 @@ pub struct SeqLog<T> {
 /// A resume point older than the retained items; carries the oldest
 /// sequence that is still retained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Evicted {
+pub(crate) struct Evicted {
     pub oldest_retained: u64,
 }
 
 impl<T> SeqLog<T> {
-    pub fn new(retention: usize) -> Self {
+    pub(super) fn new(retention: usize) -> Self {
         SeqLog {
             items: BTreeMap::new(),
             head: 0,
@@ -32,7 +32,7 @@ impl<T> SeqLog<T> {
 
     /// A log as a snapshot recorded it. Trimming to `retention` waits for
     /// the next append.
-    pub fn restore(
+    pub(super) fn restore(
         retention: usize,
         head: u64,
         floor: u64,
@@ -47,25 +47,25 @@ impl<T> SeqLog<T> {
     }
 
     /// The retained items, oldest first.
-    pub fn items(&self) -> impl Iterator<Item = &Arc<T>> {
+    pub(super) fn items(&self) -> impl Iterator<Item = &Arc<T>> {
         self.items.values()
     }
 
     /// The latest sequence assigned, 0 before the first.
-    pub fn head(&self) -> u64 {
+    pub(super) fn head(&self) -> u64 {
         self.head
     }
 
-    pub fn next_sequence(&self) -> u64 {
+    pub(super) fn next_sequence(&self) -> u64 {
         self.head + 1
     }
 
-    pub fn oldest_retained(&self) -> u64 {
+    pub(super) fn oldest_retained(&self) -> u64 {
         self.floor
     }
 
     /// Appends an item numbered `next_sequence()`; returns what fell off.
-    pub fn append(&mut self, sequence: u64, item: Arc<T>) -> Vec<Arc<T>> {
+    pub(super) fn append(&mut self, sequence: u64, item: Arc<T>) -> Vec<Arc<T>> {
         debug_assert_eq!(sequence, self.next_sequence());
         self.head = sequence;
         self.items.insert(sequence, item);
@@ -79,24 +79,20 @@ impl<T> SeqLog<T> {
         evicted
     }
 
-    pub fn get(&self, sequence: u64) -> Option<&Arc<T>> {
+    pub(super) fn get(&self, sequence: u64) -> Option<&Arc<T>> {
         self.items.get(&sequence)
     }
 
-    pub fn remove(&mut self, sequence: u64) -> Option<Arc<T>> {
+    pub(super) fn remove(&mut self, sequence: u64) -> Option<Arc<T>> {
         self.items.remove(&sequence)
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.items.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// Up to `limit` retained items numbered above `after`, in order.
-    pub fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<T>>, Evicted> {
+    pub(super) fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<T>>, Evicted> {
         if after.saturating_add(1) < self.floor {
             return Err(Evicted {
                 oldest_retained: self.floor,
@@ -110,11 +106,20 @@ impl<T> SeqLog<T> {
             .collect())
     }
 
-    pub fn keys_after(&self, after: Option<u64>) -> impl Iterator<Item = u64> + '_ {
-        self.items
-            .range(after.map_or(0, |a| a.saturating_add(1))..)
-            .map(|(k, _)| *k)
+    /// The retained items by sequence.
+    pub(super) fn items_by_sequence(&self) -> &BTreeMap<u64, Arc<T>> {
+        &self.items
     }
+}
+
+/// The keys of `map` above `after`, ascending.
+pub(crate) fn keys_after<K: Ord + Copy, V>(
+    map: &BTreeMap<K, V>,
+    after: Option<K>,
+) -> impl Iterator<Item = K> + '_ {
+    use std::ops::Bound::{Excluded, Unbounded};
+    map.range((after.map_or(Unbounded, Excluded), Unbounded))
+        .map(|(k, _)| *k)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// A write as a client asked for it.
 #[derive(Debug)]
-pub enum Command {
+pub(super) enum Command {
     CreateTradeRecords {
         records: Vec<TradeRecord>,
         request: Option<RequestKey>,
@@ -42,7 +42,7 @@ pub enum Command {
 
 impl Command {
     /// The idempotency key this command carries, with its operation.
-    pub fn request(&self) -> Option<(Operation, &RequestKey)> {
+    pub(super) fn request(&self) -> Option<(Operation, &RequestKey)> {
         match self {
             Command::CreateTradeRecords { request, .. } => {
                 Some((Operation::CreateTradeRecords, request.as_ref()?))
@@ -64,7 +64,7 @@ impl Command {
 /// `apply` performs. Deterministic: applying it twice to equal states gives
 /// equal states.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Mutation {
+pub(super) enum Mutation {
     TradeRecordsCreated {
         records: Vec<TradeRecord>,
         request: Option<RequestKey>,
@@ -86,7 +86,7 @@ pub enum Mutation {
 
 impl Mutation {
     /// The idempotency key this write is remembered under.
-    pub fn request(&self) -> Option<(Operation, &RequestKey)> {
+    pub(super) fn request(&self) -> Option<(Operation, &RequestKey)> {
         match self {
             Mutation::TradeRecordsCreated { request, .. } => {
                 Some((Operation::CreateTradeRecords, request.as_ref()?))
@@ -106,7 +106,7 @@ impl Mutation {
 
 /// What a write returns to its caller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Outcome {
+pub(super) enum Outcome {
     TradeRecords(Vec<Arc<TradeRecord>>),
     Announcement(Arc<Announcement>),
     ExportReport(Arc<ExportReport>),
@@ -115,13 +115,13 @@ pub enum Outcome {
 
 /// What `apply` asks to broadcast to subscribers.
 #[derive(Debug, Clone)]
-pub enum Published {
+pub(super) enum Published {
     ExportReport(Arc<ExportReport>),
     Announcement(Arc<Announcement>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Operation {
+pub(super) enum Operation {
     CreateTradeRecords,
     CreateAnnouncement,
     PublishExportReport,
@@ -172,7 +172,7 @@ impl RequestLog {
 
 /// Everything a snapshot holds; the rest of the state is derived from it.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Snapshot {
+pub(super) struct Snapshot {
     records: Vec<Arc<TradeRecord>>,
     announcements: Vec<Arc<Announcement>>,
     announcement_head: u64,
@@ -185,7 +185,7 @@ pub struct Snapshot {
     demo_loaded: bool,
 }
 
-pub struct State {
+pub(super) struct State {
     /// The greatest id ever assigned; new ids are always above it, also
     /// after a restart on a clock that went backwards.
     pub(super) last_id: Ulid,
@@ -215,7 +215,7 @@ impl std::fmt::Debug for State {
 }
 
 impl State {
-    pub fn new(config: &StoreConfig) -> State {
+    pub(super) fn new(config: &StoreConfig) -> State {
         State {
             last_id: Ulid::nil(),
             records: BTreeMap::new(),
@@ -224,8 +224,8 @@ impl State {
             record_refs: HashMap::new(),
             announcements: BTreeMap::new(),
             announcement_index: AnnouncementIndex::default(),
-            announcement_log: SeqLog::new(config.report_retention),
-            reports: SeqLog::new(config.report_retention),
+            announcement_log: SeqLog::new(config.retention),
+            reports: SeqLog::new(config.retention),
             report_ids: HashMap::new(),
             report_index: TradeIndex::default(),
             requests: RequestLog {
@@ -237,7 +237,7 @@ impl State {
     }
 
     /// Makes a mutation's changes. Never fails, never panics.
-    pub fn apply(&mut self, mutation: Mutation) -> (Outcome, Option<Published>) {
+    pub(super) fn apply(&mut self, mutation: Mutation) -> (Outcome, Option<Published>) {
         match mutation {
             Mutation::TradeRecordsCreated { records, request } => {
                 let stored: Vec<Arc<TradeRecord>> = records
@@ -368,7 +368,7 @@ impl State {
     }
 
     /// Everything needed to rebuild this state.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(super) fn snapshot(&self) -> Snapshot {
         Snapshot {
             records: self.records.values().cloned().collect(),
             announcements: self.announcements.values().cloned().collect(),
@@ -392,7 +392,7 @@ impl State {
     }
 
     /// The state a snapshot describes, indexes rebuilt.
-    pub fn restore(snapshot: Snapshot, config: &StoreConfig) -> State {
+    pub(super) fn restore(snapshot: Snapshot, config: &StoreConfig) -> State {
         let mut state = State::new(config);
         state.last_id = snapshot.last_id;
         state.demo_loaded = snapshot.demo_loaded;
@@ -400,7 +400,7 @@ impl State {
             state.insert_record(record);
         }
         state.announcement_log = SeqLog::restore(
-            config.report_retention,
+            config.retention,
             snapshot.announcement_head,
             snapshot.announcement_floor,
             snapshot
@@ -417,7 +417,7 @@ impl State {
         }
         // A retention smaller than before trims at the next publication.
         state.reports = SeqLog::restore(
-            config.report_retention,
+            config.retention,
             snapshot.report_head,
             snapshot.report_floor,
             snapshot.reports.into_iter().map(|r| (r.sequence, r)),

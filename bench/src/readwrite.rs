@@ -1,0 +1,111 @@
+//! `readwrite`: does a read wait for the writers' fsyncs? Gets paced at a
+//! fixed rate on one connection, first alone, then beside 64 writers
+//! (4 connections x 16) creating records, on a durable server: once as
+//! fast as the writers can go (which saturates the server's core, so the
+//! reads wait for CPU), once paced at a rate that leaves the core room, so
+//! that what remains is waiting for the store. The target: Get p99 beside
+//! the writers under `--fsync always` at most 1.5x Get p99 alone. `--fsync
+//! never` is the reference: its writers cost the same CPU without any
+//! fsync to wait for.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tradewire::pb;
+use tradewire::pb::trade_service_client::TradeServiceClient;
+
+use crate::Opts;
+use crate::load::{self, LoadResult};
+use crate::servers::{self, BenchError, ServerProcess};
+use crate::table::Table;
+use crate::unary;
+
+const WRITERS: usize = 64;
+
+async fn reads(
+    server: &ServerProcess,
+    ids: &Arc<Vec<String>>,
+    opts: &Opts,
+    rate: f64,
+) -> Result<LoadResult, BenchError> {
+    let channels = vec![server.connect().await?];
+    let ids = Arc::clone(ids);
+    Ok(load::run(
+        &channels,
+        8,
+        opts.duration,
+        Some(rate),
+        move |channel, n| {
+            let id = ids[(n as usize * 7919) % ids.len()].clone();
+            async move {
+                TradeServiceClient::new(channel)
+                    .get_trade_record(pb::GetTradeRecordRequest { id })
+                    .await
+                    .map(drop)
+            }
+        },
+    )
+    .await)
+}
+
+pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
+    let rate = if opts.smoke { 200.0 } else { 1000.0 };
+    let write_pace = if opts.smoke { 500.0 } else { 5000.0 };
+    let mut table = Table::new(
+        format!(
+            "readwrite: Get paced at {rate}/s, alone and beside {WRITERS} writers, {:?} per run, durable server",
+            opts.duration
+        ),
+        &[
+            "fsync",
+            "writers",
+            "writers' pace",
+            "gets/s",
+            "get p50 ms",
+            "get p99 ms",
+            "get p99.9 ms",
+            "writes/s",
+            "p99 vs alone",
+        ],
+    );
+    let root = std::env::temp_dir().join(format!("tradewire-bench-rw-{}", std::process::id()));
+    for policy in ["always", "never"] {
+        let dir = root.join(policy);
+        let server = servers::tradewire(opts.server_core, Some((&dir, policy)), &[])?;
+        let ids = Arc::new(unary::seed(&server, if opts.smoke { 1_000 } else { 10_000 }).await?);
+        let alone = reads(&server, &ids, opts, rate).await?;
+        load::refuse_errors("reads alone", &alone)?;
+        let alone_p99 = alone.quantile_ms(0.99);
+        let mut rows = vec![(0, "none".to_string(), alone, None)];
+        for pace in [None, Some(write_pace)] {
+            let (beside, written) = tokio::join!(
+                reads(&server, &ids, opts, rate),
+                load::creates(&server, 4, WRITERS / 4, opts.duration, pace, 1_000_000)
+            );
+            let (beside, written) = (beside?, written?);
+            load::refuse_errors("reads beside writers", &beside)?;
+            load::refuse_errors("writers", &written)?;
+            let label = pace.map_or("as fast as they can".to_string(), |p| format!("{p}/s"));
+            rows.push((WRITERS, label, beside, Some(written)));
+        }
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+        for (writers, pace, result, written) in &rows {
+            table.row(vec![
+                json!(policy),
+                json!(writers),
+                json!(pace),
+                json!(result.rate()),
+                json!(result.quantile_ms(0.5)),
+                json!(result.quantile_ms(0.99)),
+                json!(result.quantile_ms(0.999)),
+                written.as_ref().map_or(json!(""), |w| json!(w.rate())),
+                json!(result.quantile_ms(0.99) / alone_p99),
+            ]);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    table.note("p99 vs alone: Get p99 beside the writers / Get p99 alone, same server, same run (target with fsync always: at most 1.5).");
+    table.note("as fast as they can: the server's one core is saturated by the writes, so reads queue for CPU under either policy; paced: the core has room.");
+    Ok(table)
+}

@@ -1,0 +1,133 @@
+//! `scale`: a filtered List page at 10k and at 1M stored records, through
+//! the store the handlers use, and the memory each stored record costs.
+
+use std::time::Instant;
+
+use serde_json::json;
+use tradewire::bench_hooks::StoreProbe;
+use tradewire::pb;
+
+use crate::Opts;
+use crate::load::histogram;
+use crate::proc;
+use crate::sample;
+use crate::servers::BenchError;
+use crate::table::Table;
+
+struct Query {
+    name: &'static str,
+    filter: pb::TradeFilter,
+}
+
+fn queries() -> Vec<Query> {
+    vec![
+        Query {
+            name: "exporter+importer (hot pair), page 100",
+            filter: pb::TradeFilter {
+                exporter: "IRN".into(),
+                importer: "RUS".into(),
+                ..Default::default()
+            },
+        },
+        Query {
+            name: "hs_prefix 87 + period 2003, page 100",
+            filter: pb::TradeFilter {
+                hs_prefix: "87".into(),
+                period_overlaps: Some(pb::DateRange {
+                    start: Some(pb::Date {
+                        year: 2003,
+                        month: 1,
+                        day: 1,
+                    }),
+                    end: Some(pb::Date {
+                        year: 2003,
+                        month: 12,
+                        day: 31,
+                    }),
+                }),
+                ..Default::default()
+            },
+        },
+    ]
+}
+
+pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
+    let sizes: [u64; 2] = if opts.smoke {
+        [1_000, 20_000]
+    } else {
+        [10_000, 1_000_000]
+    };
+    let iterations = if opts.smoke { 200 } else { 2_000 };
+    let mut table = Table::new(
+        "scale: filtered ListTradeRecords page in the store, and memory per record",
+        &[
+            "records",
+            "query",
+            "items",
+            "p50 us",
+            "p99 us",
+            "p50 vs smallest",
+            "rss MiB",
+            "bytes/record",
+        ],
+    );
+    let pid = std::process::id();
+    let mut baseline_p50: Vec<f64> = Vec::new();
+    for (s, size) in sizes.into_iter().enumerate() {
+        let rss_before = proc::rss_bytes(pid).unwrap_or(0);
+        let store = StoreProbe::default();
+        let started = Instant::now();
+        for chunk_start in (0..size).step_by(1000) {
+            let records: Vec<_> = (chunk_start..(chunk_start + 1000).min(size))
+                .map(sample::record)
+                .collect();
+            store.create_trade_records(&records).await?;
+        }
+        let load_secs = started.elapsed().as_secs_f64();
+        let rss = proc::rss_bytes(pid).unwrap_or(0);
+        let per_record = rss.saturating_sub(rss_before) as f64 / size as f64;
+        for (q, query) in queries().iter().enumerate() {
+            let filter = store.filter(Some(&query.filter))?;
+            let mut hist = histogram();
+            let mut items = 0;
+            for _ in 0..iterations {
+                let t = Instant::now();
+                items = store.first_page_len(&filter, 100);
+                let _ = hist.record((t.elapsed().as_nanos() / 1000).max(1) as u64);
+            }
+            let p50 = hist.value_at_quantile(0.5) as f64;
+            if s == 0 {
+                baseline_p50.push(p50);
+            }
+            table.row(vec![
+                json!(size),
+                json!(query.name),
+                json!(items),
+                json!(p50),
+                json!(hist.value_at_quantile(0.99) as f64),
+                json!(p50 / baseline_p50[q]),
+                json!(rss as f64 / 1_048_576.0),
+                json!(per_record),
+            ]);
+        }
+        // Get and List answer from each record's encoding, cached on first
+        // read: what the store costs once every record has been read.
+        let read = store.read_every_record();
+        let rss_read = proc::rss_bytes(pid).unwrap_or(0);
+        table.row(vec![
+            json!(size),
+            json!("every record read once (its encoding cached)"),
+            json!(read),
+            json!(""),
+            json!(""),
+            json!(""),
+            json!(rss_read as f64 / 1_048_576.0),
+            json!(rss_read.saturating_sub(rss_before) as f64 / size as f64),
+        ]);
+        println!("loaded {size} records in {load_secs:.1} s");
+        drop(store);
+    }
+    table.note("p50 vs smallest: the page's median time divided by its time at the smallest size, in this run (target: at most 2).");
+    table.note("bytes/record: process RSS growth while loading, divided by the records loaded (target: 1M records in at most 1 GiB).");
+    Ok(table)
+}

@@ -1,0 +1,297 @@
+//! `unary`: GetTradeRecord, a filtered ListTradeRecords page of 100 and
+//! CreateTradeRecord against tradewire and against the floor server.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tonic::transport::Channel;
+use tradewire::pb;
+use tradewire::pb::trade_service_client::TradeServiceClient;
+
+use crate::Opts;
+use crate::load::{self, LoadResult};
+use crate::sample;
+use crate::servers::{self, BenchError, ServerProcess};
+use crate::table::Table;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rpc {
+    Get,
+    List,
+    Create,
+}
+
+impl Rpc {
+    fn name(self) -> &'static str {
+        match self {
+            Rpc::Get => "GetTradeRecord",
+            Rpc::List => "ListTradeRecords (filtered, 100)",
+            Rpc::Create => "CreateTradeRecord",
+        }
+    }
+}
+
+pub(crate) async fn seed(server: &ServerProcess, count: u64) -> Result<Vec<String>, BenchError> {
+    let mut client = TradeServiceClient::new(server.connect().await?);
+    let mut ids = Vec::new();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
+        let requests = chunk
+            .iter()
+            .map(|i| pb::CreateTradeRecordRequest {
+                trade_record: Some(sample::record(*i)),
+                request_id: String::new(),
+            })
+            .collect();
+        let response = client
+            .batch_create_trade_records(pb::BatchCreateTradeRecordsRequest {
+                requests,
+                request_id: String::new(),
+            })
+            .await?;
+        ids.extend(
+            response
+                .into_inner()
+                .trade_records
+                .into_iter()
+                .map(|r| r.id),
+        );
+    }
+    Ok(ids)
+}
+
+async fn drive(
+    server: &ServerProcess,
+    channels: &[Channel],
+    opts: &Opts,
+    rpc: Rpc,
+    ids: Arc<Vec<String>>,
+    rate: Option<f64>,
+) -> Result<(LoadResult, f64), BenchError> {
+    let cpu_before = server.cpu_micros();
+    let result = load::run(
+        channels,
+        opts.in_flight,
+        opts.duration,
+        rate,
+        move |channel, n| {
+            let ids = Arc::clone(&ids);
+            async move {
+                let mut client = TradeServiceClient::new(channel);
+                match rpc {
+                    Rpc::Get => {
+                        let id = ids[(n as usize * 7919) % ids.len()].clone();
+                        client
+                            .get_trade_record(pb::GetTradeRecordRequest { id })
+                            .await
+                            .map(drop)
+                    }
+                    Rpc::List => {
+                        let filter = pb::TradeFilter {
+                            exporter: "IRN".into(),
+                            importer: "RUS".into(),
+                            ..Default::default()
+                        };
+                        let request = pb::ListTradeRecordsRequest {
+                            page_size: 100,
+                            page_token: String::new(),
+                            filter: Some(filter),
+                        };
+                        let page = client.list_trade_records(request).await?.into_inner();
+                        if page.trade_records.len() == 100 {
+                            Ok(())
+                        } else {
+                            Err(tonic::Status::internal(format!(
+                                "page of {}",
+                                page.trade_records.len()
+                            )))
+                        }
+                    }
+                    Rpc::Create => {
+                        let request = pb::CreateTradeRecordRequest {
+                            trade_record: Some(sample::record(n)),
+                            request_id: String::new(),
+                        };
+                        client.create_trade_record(request).await.map(drop)
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    let cpu = server.cpu_micros().saturating_sub(cpu_before);
+    if result.errors > 0 {
+        return Err(format!(
+            "{} against {}: {} errors (first: {}); refusing to report this run",
+            rpc.name(),
+            server.addr,
+            result.errors,
+            result.first_error.as_deref().unwrap_or("?")
+        )
+        .into());
+    }
+    let cpu_per_request = cpu as f64 / result.requests.max(1) as f64;
+    Ok((result, cpu_per_request))
+}
+
+async fn channels(server: &ServerProcess, n: usize) -> Result<Vec<Channel>, BenchError> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(server.connect().await?);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
+    let ours = servers::tradewire(opts.server_core, None, &[])?;
+    let floor = servers::floor("floor-unary", opts.server_core)?;
+    // 10,000 records hold 200 of the hot pair, so a filtered page is full.
+    let seeded = 10_000;
+    let ids = Arc::new(seed(&ours, seeded).await?);
+    let ours_channels = channels(&ours, opts.connections).await?;
+    let floor_channels = channels(&floor, opts.connections).await?;
+
+    let mut table = Table::new(
+        format!(
+            "unary: {} connections x {} in flight, {:?} per run, {seeded} records stored",
+            opts.connections, opts.in_flight, opts.duration
+        ),
+        &[
+            "server",
+            "rpc",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "server cpu us/req",
+            "server rss MiB",
+            "efficiency",
+        ],
+    );
+    let mut floor_get_rate = 0.0;
+    // Create last: it grows the store the other runs read.
+    for rpc in [Rpc::Get, Rpc::List, Rpc::Create] {
+        if rpc == Rpc::Create {
+            let target = 0.7 * floor_get_rate;
+            paced_row(
+                &mut table,
+                "floor",
+                &floor,
+                &floor_channels,
+                opts,
+                &ids,
+                target,
+            )
+            .await?;
+            paced_row(
+                &mut table,
+                "tradewire",
+                &ours,
+                &ours_channels,
+                opts,
+                &ids,
+                target,
+            )
+            .await?;
+        }
+        // The floor first, then tradewire, back to back on the same core.
+        let (floor_result, floor_cpu) =
+            drive(&floor, &floor_channels, opts, rpc, Arc::clone(&ids), None).await?;
+        let (result, cpu) = drive(&ours, &ours_channels, opts, rpc, Arc::clone(&ids), None).await?;
+        if rpc == Rpc::Get {
+            floor_get_rate = floor_result.rate();
+        }
+        for (name, r, c, server) in [
+            ("floor", &floor_result, floor_cpu, &floor),
+            ("tradewire", &result, cpu, &ours),
+        ] {
+            let efficiency = if name == "tradewire" {
+                json!(floor_cpu / cpu)
+            } else {
+                json!("")
+            };
+            table.row(vec![
+                json!(name),
+                json!(rpc.name()),
+                json!(r.rate()),
+                json!(r.quantile_ms(0.5)),
+                json!(r.quantile_ms(0.99)),
+                json!(r.quantile_ms(0.999)),
+                json!(c),
+                json!(server.rss_bytes() as f64 / 1_048_576.0),
+                efficiency,
+            ]);
+        }
+    }
+    table.note("efficiency = floor server CPU-us per request / tradewire server CPU-us per request, measured in this run.");
+    Ok(table)
+}
+
+/// Latency at 70% of the floor's peak Get rate, two ways: on an even
+/// schedule (open loop, where a single-core load generator adds its own
+/// queueing), and closed loop at the fewest calls in flight that reach the
+/// rate (the generator is not saturated there).
+async fn paced_row(
+    table: &mut Table,
+    name: &str,
+    server: &ServerProcess,
+    channels: &[Channel],
+    opts: &Opts,
+    ids: &Arc<Vec<String>>,
+    target: f64,
+) -> Result<(), BenchError> {
+    let paced_opts = Opts {
+        in_flight: opts.in_flight * 4,
+        ..opts.clone()
+    };
+    let (paced, cpu) = drive(
+        server,
+        channels,
+        &paced_opts,
+        Rpc::Get,
+        Arc::clone(ids),
+        Some(target),
+    )
+    .await?;
+    let row = |label: String, r: &LoadResult, cpu: f64| {
+        vec![
+            json!(name),
+            json!(label),
+            json!(r.rate()),
+            json!(r.quantile_ms(0.5)),
+            json!(r.quantile_ms(0.99)),
+            json!(r.quantile_ms(0.999)),
+            json!(cpu),
+            json!(server.rss_bytes() as f64 / 1_048_576.0),
+            json!(""),
+        ]
+    };
+    table.row(row(
+        format!("GetTradeRecord paced at 70% of floor peak ({target:.0}/s)"),
+        &paced,
+        cpu,
+    ));
+    for in_flight in [1, 2, 4, 8, 16] {
+        let closed_opts = Opts {
+            in_flight,
+            ..opts.clone()
+        };
+        let (closed, cpu) = drive(
+            server,
+            channels,
+            &closed_opts,
+            Rpc::Get,
+            Arc::clone(ids),
+            None,
+        )
+        .await?;
+        if closed.rate() >= target {
+            let label = format!(
+                "GetTradeRecord closed loop, {} in flight, >= 70% of floor peak",
+                in_flight * channels.len()
+            );
+            table.row(row(label, &closed, cpu));
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! Wire to domain: every request field is validated here, and nowhere else.
+//!
+//! Each request message is destructured without `..`, so a field added to
+//! the proto fails to compile here until it is handled (or marked as
+//! output-only). Conversions record each problem in `Violations` with the
+//! path of its field ("trade_record.period.calendar_period.quarter") and
+//! keep going, so one `INVALID_ARGUMENT` lists every violation of a request.
+//!
+//! By message family: `scalars` (ids, dates, money, periods, sources),
+//! `records`, `announcements`, `reports`, and `queries` (filters, lists,
+//! subscriptions).
+
+mod announcements;
+mod queries;
+mod records;
+mod reports;
+mod scalars;
+
+use crate::error::{Error, FieldViolation, Result};
+use crate::store::RequestKey;
+
+pub(crate) use announcements::create_announcement;
+pub(crate) use queries::{
+    id_of, list_announcements, list_export_reports, list_trade_records, subscribe_export_reports,
+    trade_filter, watch_announcements,
+};
+pub(crate) use records::{batch_create_trade_records, create_trade_record, trade_record};
+pub(crate) use reports::publish_export_report;
+
+/// Caps on request sizes, so one request cannot take unbounded memory.
+pub(crate) const MAX_NAME_LEN: usize = 200;
+pub(crate) const MAX_HEADLINE_LEN: usize = 500;
+pub(crate) const MAX_BODY_LEN: usize = 20_000;
+pub(crate) const MAX_QUOTE_LEN: usize = 5_000;
+pub(crate) const MAX_URL_LEN: usize = 2_000;
+pub(crate) const MAX_LIST_LEN: usize = 50;
+pub(crate) const MAX_RELATED_IDS: usize = 100;
+pub(crate) const MAX_BATCH: usize = 1_000;
+pub(crate) const MAX_REQUEST_ID_LEN: usize = 128;
+pub(crate) const MAX_TEXT_FILTER_LEN: usize = 200;
+pub(crate) const DEFAULT_PAGE_SIZE: usize = 50;
+pub(crate) const MAX_PAGE_SIZE: usize = 1_000;
+
+/// A validated write and the idempotency key it came with.
+#[derive(Debug)]
+pub(crate) struct Write<T> {
+    pub(crate) value: T,
+    pub(crate) request: Option<RequestKey>,
+}
+
+/// The field violations found while a request is converted.
+#[derive(Debug, Default)]
+pub(crate) struct Violations {
+    found: Vec<FieldViolation>,
+}
+
+impl Violations {
+    /// Records that `field` is invalid, and why.
+    pub(crate) fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.found.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    fn ok<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|e| self.add(field, e)).ok()
+    }
+
+    fn required<'a, T>(&mut self, field: &str, value: Option<&'a T>) -> Option<&'a T> {
+        if value.is_none() {
+            self.add(field, "is required");
+        }
+        value
+    }
+
+    fn text(&mut self, field: &str, value: &str, max: usize, required: bool) -> String {
+        if required && value.trim().is_empty() {
+            self.add(field, "is required");
+        }
+        let chars = value.chars().count();
+        if chars > max {
+            self.add(
+                field,
+                format!("is {chars} characters long; the limit is {max}"),
+            );
+        }
+        value.to_owned()
+    }
+
+    fn list_len(&mut self, field: &str, len: usize, max: usize) {
+        if len > max {
+            self.add(field, format!("has {len} entries; the limit is {max}"));
+        }
+    }
+
+    /// Takes in the violations of an error that names its fields.
+    fn absorb(&mut self, error: Error) {
+        match error {
+            Error::InvalidArgument(violations) => self.found.extend(violations),
+            other => self.add("", other.to_string()),
+        }
+    }
+
+    /// The value if no violation was recorded, else `INVALID_ARGUMENT`.
+    pub(crate) fn finish<T>(self, value: Option<T>) -> Result<T> {
+        match value {
+            Some(value) if self.found.is_empty() => Ok(value),
+            _ if !self.found.is_empty() => Err(Error::InvalidArgument(self.found)),
+            _ => Err(Error::Internal(
+                "conversion failed without a violation".into(),
+            )),
+        }
+    }
+}
+
+/// The path of `field` inside the message at `path`.
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// The path of element `index` of the repeated `field` at `path`.
+fn element(path: &str, field: &str, index: usize) -> String {
+    format!("{}[{index}]", join(path, field))
+}
+
+/// Takes the request id out of a request and fingerprints the rest, so a
+/// retry matches whatever its request id was.
+fn request_key<M: prost::Message>(
+    violations: &mut Violations,
+    message: &mut M,
+    take: impl FnOnce(&mut M) -> String,
+) -> Option<RequestKey> {
+    let raw = take(message);
+    let request_id = scalars::request_id(violations, "request_id", &raw)?;
+    Some(RequestKey {
+        request_id,
+        fingerprint: super::fingerprint(message),
+    })
+}

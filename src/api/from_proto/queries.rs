@@ -1,0 +1,240 @@
+//! Reads: ids of Get and Delete requests, filters, list requests with their
+//! page tokens, and subscription requests.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use ulid::Ulid;
+
+use super::announcements::announcement_kind;
+use super::scalars::{country, date_range, heartbeat, id, page_size};
+use super::{MAX_NAME_LEN, MAX_TEXT_FILTER_LEN, Violations, join};
+use crate::api::page_token::PageCursor;
+use crate::domain::{AnnouncementFilter, HsPrefix, TradeFilter};
+use crate::error::Result;
+use crate::hub::StartPosition;
+use crate::pb;
+
+/// The id of a Get or Delete request.
+pub(crate) fn id_of(request: &impl IdRequest) -> Result<Ulid> {
+    id("id", request.id())
+}
+
+/// A request whose one field is the id of what it reads or deletes.
+pub(crate) trait IdRequest {
+    /// The raw id.
+    fn id(&self) -> &str;
+}
+
+macro_rules! id_requests {
+    ($($message:ident),*) => {$(
+        impl IdRequest for pb::$message {
+            fn id(&self) -> &str {
+                let pb::$message { id } = self;
+                id
+            }
+        }
+    )*};
+}
+
+id_requests!(
+    GetTradeRecordRequest,
+    DeleteTradeRecordRequest,
+    GetAnnouncementRequest,
+    DeleteAnnouncementRequest,
+    GetExportReportRequest
+);
+
+pub(crate) fn trade_filter(
+    v: &mut Violations,
+    path: &str,
+    value: Option<&pb::TradeFilter>,
+) -> TradeFilter {
+    let Some(pb::TradeFilter {
+        exporter,
+        importer,
+        hs_prefix,
+        period_overlaps,
+    }) = value
+    else {
+        return TradeFilter::default();
+    };
+    TradeFilter {
+        exporter: country(v, &join(path, "exporter"), exporter, false),
+        importer: country(v, &join(path, "importer"), importer, false),
+        hs_prefix: if hs_prefix.is_empty() {
+            None
+        } else {
+            v.ok(&join(path, "hs_prefix"), HsPrefix::parse(hs_prefix))
+        },
+        period_overlaps: period_overlaps
+            .as_ref()
+            .and_then(|r| date_range(v, &join(path, "period_overlaps"), r)),
+    }
+}
+
+pub(crate) fn announcement_filter(
+    v: &mut Violations,
+    path: &str,
+    value: Option<&pb::AnnouncementFilter>,
+) -> AnnouncementFilter {
+    let Some(pb::AnnouncementFilter {
+        kind,
+        country,
+        organization,
+        person,
+        text,
+        announced_within,
+    }) = value
+    else {
+        return AnnouncementFilter::default();
+    };
+    let lowered = |v: &mut Violations, field: &str, value: &str, max: usize| {
+        (!value.is_empty()).then(|| v.text(&join(path, field), value, max, false).to_lowercase())
+    };
+    AnnouncementFilter {
+        kind: announcement_kind(v, &join(path, "kind"), *kind, false),
+        country: self::country(v, &join(path, "country"), country, false),
+        organization: lowered(v, "organization", organization, MAX_NAME_LEN),
+        person: lowered(v, "person", person, MAX_NAME_LEN),
+        text: lowered(v, "text", text, MAX_TEXT_FILTER_LEN),
+        announced_within: announced_within
+            .as_ref()
+            .and_then(|r| date_range(v, &join(path, "announced_within"), r)),
+    }
+}
+
+/// A validated list request: what to match, how many, and where to
+/// continue (`after`, from the page token, tied to the filter by `cursor`).
+#[derive(Debug)]
+pub(crate) struct ListQuery<F, K> {
+    pub(crate) filter: F,
+    pub(crate) limit: usize,
+    pub(crate) after: Option<K>,
+    pub(crate) cursor: PageCursor,
+}
+
+type FilterOf<P, F> = fn(&mut Violations, &str, Option<&P>) -> F;
+
+fn list<P, F, K>(
+    page_size: i32,
+    page_token: &str,
+    filter: Option<P>,
+    convert: FilterOf<P, F>,
+) -> Result<ListQuery<F, K>>
+where
+    P: prost::Message + Default,
+    K: FromStr,
+{
+    let limit = self::page_size(page_size)?;
+    let mut v = Violations::default();
+    let converted = convert(&mut v, "filter", filter.as_ref());
+    let converted = v.finish(Some(converted))?;
+    let (cursor, after) = PageCursor::read(page_token, &filter.unwrap_or_default())?;
+    Ok(ListQuery {
+        filter: converted,
+        limit,
+        after,
+        cursor,
+    })
+}
+
+pub(crate) fn list_trade_records(
+    request: pb::ListTradeRecordsRequest,
+) -> Result<ListQuery<TradeFilter, Ulid>> {
+    let pb::ListTradeRecordsRequest {
+        page_size,
+        page_token,
+        filter,
+    } = request;
+    list(page_size, &page_token, filter, trade_filter)
+}
+
+pub(crate) fn list_export_reports(
+    request: pb::ListExportReportsRequest,
+) -> Result<ListQuery<TradeFilter, u64>> {
+    let pb::ListExportReportsRequest {
+        page_size,
+        page_token,
+        filter,
+    } = request;
+    list(page_size, &page_token, filter, trade_filter)
+}
+
+pub(crate) fn list_announcements(
+    request: pb::ListAnnouncementsRequest,
+) -> Result<ListQuery<AnnouncementFilter, Ulid>> {
+    let pb::ListAnnouncementsRequest {
+        page_size,
+        page_token,
+        filter,
+    } = request;
+    list(page_size, &page_token, filter, announcement_filter)
+}
+
+/// A validated subscription request.
+#[derive(Debug)]
+pub(crate) struct SubscriptionRequest<F> {
+    pub(crate) filter: F,
+    pub(crate) start: StartPosition,
+    /// `None` takes the server's default interval.
+    pub(crate) heartbeat: Option<Duration>,
+}
+
+fn subscription<P, F>(
+    filter: Option<&P>,
+    convert: FilterOf<P, F>,
+    after_sequence: Option<u64>,
+    heartbeat_interval: Option<&prost_types::Duration>,
+) -> Result<SubscriptionRequest<F>> {
+    let mut v = Violations::default();
+    let filter = convert(&mut v, "filter", filter);
+    let heartbeat = heartbeat(&mut v, "heartbeat_interval", heartbeat_interval);
+    Ok(SubscriptionRequest {
+        filter: v.finish(Some(filter))?,
+        start: after_sequence.map_or(StartPosition::FromNow, StartPosition::AfterSequence),
+        heartbeat,
+    })
+}
+
+pub(crate) fn subscribe_export_reports(
+    request: &pb::SubscribeExportReportsRequest,
+) -> Result<SubscriptionRequest<TradeFilter>> {
+    use pb::subscribe_export_reports_request::Start;
+    let pb::SubscribeExportReportsRequest {
+        filter,
+        heartbeat_interval,
+        start,
+    } = request;
+    let after = match start {
+        Some(Start::AfterSequence(n)) => Some(*n),
+        Some(Start::FromNow(pb::FromNow {})) | None => None,
+    };
+    subscription(
+        filter.as_ref(),
+        trade_filter,
+        after,
+        heartbeat_interval.as_ref(),
+    )
+}
+
+pub(crate) fn watch_announcements(
+    request: &pb::WatchAnnouncementsRequest,
+) -> Result<SubscriptionRequest<AnnouncementFilter>> {
+    use pb::watch_announcements_request::Start;
+    let pb::WatchAnnouncementsRequest {
+        filter,
+        heartbeat_interval,
+        start,
+    } = request;
+    let after = match start {
+        Some(Start::AfterSequence(n)) => Some(*n),
+        Some(Start::FromNow(pb::FromNow {})) | None => None,
+    };
+    subscription(
+        filter.as_ref(),
+        announcement_filter,
+        after,
+        heartbeat_interval.as_ref(),
+    )
+}

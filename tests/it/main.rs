@@ -1,0 +1,19 @@
+//! Integration tests: a real server on 127.0.0.1:0 (or the real binary)
+//! and real clients. One test binary, so CI links the test dependencies
+//! once instead of once per file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod announcements;
+mod crash;
+mod demo;
+mod durability;
+mod export_reports;
+mod fsync;
+mod periods;
+mod stream_lifecycle;
+mod streams;
+mod trade_record_validation;
+mod trade_records;
