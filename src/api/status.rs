@@ -15,18 +15,25 @@ pub(crate) const RESUME_AFTER_METADATA: &str = "tradewire-resume-after";
 /// Trailer with the oldest sequence still retained.
 pub(crate) const OLDEST_RETAINED_METADATA: &str = "tradewire-oldest-retained";
 
-fn with_metadata(key: &'static str, value: u64) -> MetadataMap {
-    let mut metadata = MetadataMap::new();
-    metadata.insert(key, MetadataValue::from(value));
-    metadata
-}
-
-fn error_info(reason: &str, key: &str, value: u64) -> ErrorDetails {
-    ErrorDetails::with_error_info(
+/// A status that carries a sequence twice: in a `google.rpc.ErrorInfo`
+/// (`reason`, with the sequence under `detail_key`) for clients that read
+/// details, and in the trailer `metadata_key` for those that do not.
+fn with_sequence(
+    code: Code,
+    message: String,
+    reason: &str,
+    detail_key: &str,
+    metadata_key: &'static str,
+    sequence: u64,
+) -> Status {
+    let details = ErrorDetails::with_error_info(
         reason,
         ERROR_DOMAIN,
-        HashMap::from([(key.to_owned(), value.to_string())]),
-    )
+        HashMap::from([(detail_key.to_owned(), sequence.to_string())]),
+    );
+    let mut metadata = MetadataMap::new();
+    metadata.insert(metadata_key, MetadataValue::from(sequence));
+    Status::with_error_details_and_metadata(code, message, details, metadata)
 }
 
 impl From<Error> for Status {
@@ -49,25 +56,25 @@ impl From<Error> for Status {
             Error::FailedPrecondition(_) => Status::failed_precondition(message),
             Error::OutOfRange {
                 oldest_retained, ..
-            } => Status::with_error_details_and_metadata(
+            } => with_sequence(
                 Code::OutOfRange,
                 message,
-                error_info(
-                    "SEQUENCE_NOT_RETAINED",
-                    "oldest_retained_sequence",
-                    oldest_retained,
-                ),
-                with_metadata(OLDEST_RETAINED_METADATA, oldest_retained),
+                "SEQUENCE_NOT_RETAINED",
+                "oldest_retained_sequence",
+                OLDEST_RETAINED_METADATA,
+                oldest_retained,
             ),
             Error::ResourceExhausted(_) => Status::resource_exhausted(message),
             Error::Unavailable {
                 resume_after: Some(after),
                 ..
-            } => Status::with_error_details_and_metadata(
+            } => with_sequence(
                 Code::Unavailable,
                 message,
-                error_info("SHUTTING_DOWN", "resume_after_sequence", after),
-                with_metadata(RESUME_AFTER_METADATA, after),
+                "SHUTTING_DOWN",
+                "resume_after_sequence",
+                RESUME_AFTER_METADATA,
+                after,
             ),
             Error::Unavailable { .. } => Status::unavailable(message),
             Error::Internal(_) => {

@@ -3,7 +3,7 @@
 //! and export reports, with the rules that make them valid.
 //!
 //! Constructors here validate their own invariants and return a plain
-//! description on failure; `api::convert` attaches the field path.
+//! description on failure; `api::from_proto` attaches the field path.
 
 pub(crate) mod announcement;
 pub(crate) mod codes;

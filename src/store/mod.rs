@@ -22,6 +22,8 @@
 mod committer;
 mod draft;
 mod feed;
+#[cfg(test)]
+mod fixtures;
 mod index;
 mod journal;
 mod seqlog;

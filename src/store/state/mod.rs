@@ -432,3 +432,6 @@ impl State {
         state
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+//! The subscription contract: ordered, gap-free, resumable streams over a
+//! numbered feed (export reports, announcements), shared by every stream RPC.
+//!
+//! A subscription is a position in the feed, not a queue:
+//! 1. `Feed::register` snapshots the head sequence and subscribes to the
+//!    live broadcast under the lock that assigns sequences, so every item
+//!    after the head reaches the receiver.
+//! 2. Replay reads retained items above the resume point from the store in
+//!    chunks, up to the head, then sends `CaughtUp` once.
+//! 3. Live delivery takes items from the broadcast receiver and drops those
+//!    at or below the position, so the switch neither skips nor repeats.
+//! 4. A receiver that lags past the broadcast capacity catches up from the
+//!    store the same way and rejoins; it never skips. A resume point that has
+//!    fallen off retention ends the stream with `OUT_OF_RANGE`.
+//!
+//! Publishers never wait for subscribers. A stalled subscriber holds one
+//! position, a broadcast receiver and at most one chunk of `Arc`s.
+
+mod subscription;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::Stream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::store::{Evicted, Feed};
+use subscription::Subscription;
+
+/// How many items replay and catch-up read from the store at a time.
+const CHUNK: usize = 256;
+/// Bounds of a per-request heartbeat interval.
+pub(crate) const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+pub(crate) const MAX_HEARTBEAT: Duration = Duration::from_secs(300);
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StartPosition {
+    FromNow,
+    AfterSequence(u64),
+}
+
+/// What a subscription delivers.
+#[derive(Debug)]
+pub(crate) enum SubscriptionEvent<T> {
+    Item(Arc<T>),
+    /// Replay is over; carries the sequence delivered up to.
+    CaughtUp(u64),
+    /// The stream was idle; carries the head sequence.
+    Heartbeat(u64),
+}
+
+/// Limits and defaults of the subscriptions.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Most open subscriptions at once; more get `RESOURCE_EXHAUSTED`.
+    pub max_subscribers: usize,
+    /// Idle time before a stream gets a heartbeat, unless the request
+    /// sets its own interval.
+    pub heartbeat: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            max_subscribers: 10_000,
+            heartbeat: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Admits subscriptions, counts them, and ends them all at shutdown.
+#[derive(Debug, Clone)]
+pub(crate) struct Hub {
+    inner: Arc<HubInner>,
+}
+
+#[derive(Debug)]
+struct HubInner {
+    subscribers: watch::Sender<usize>,
+    /// How many times a subscription fell behind the broadcast buffer and
+    /// caught up from the store.
+    catch_ups: AtomicU64,
+    config: HubConfig,
+    shutdown: CancellationToken,
+}
+
+/// Holds one subscriber slot; dropping it frees the slot.
+#[derive(Debug)]
+struct Slot(Arc<HubInner>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.subscribers.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl Hub {
+    /// `shutdown` ends every open subscription with `UNAVAILABLE`.
+    pub(crate) fn new(config: HubConfig, shutdown: CancellationToken) -> Hub {
+        Hub {
+            inner: Arc::new(HubInner {
+                subscribers: watch::channel(0).0,
+                catch_ups: AtomicU64::new(0),
+                config,
+                shutdown,
+            }),
+        }
+    }
+
+    /// The number of open subscriptions, watchable for changes.
+    pub(crate) fn subscriber_count(&self) -> watch::Receiver<usize> {
+        self.inner.subscribers.subscribe()
+    }
+
+    /// How many times a subscription has lagged and caught up from the
+    /// store, since start.
+    pub(crate) fn catch_ups(&self) -> u64 {
+        self.inner.catch_ups.load(Ordering::Relaxed)
+    }
+
+    fn admit(&self) -> Result<Slot> {
+        let max = self.inner.config.max_subscribers;
+        let admitted = self.inner.subscribers.send_if_modified(|n| {
+            if *n < max {
+                *n += 1;
+                true
+            } else {
+                false
+            }
+        });
+        if admitted {
+            Ok(Slot(Arc::clone(&self.inner)))
+        } else {
+            Err(Error::ResourceExhausted(format!(
+                "the server holds its maximum of {max} subscribers"
+            )))
+        }
+    }
+
+    /// Opens a subscription on `feed` that delivers the items `matches`
+    /// accepts. Fails at once, before any event, when the server is shutting
+    /// down, full, or the resume point is out of range.
+    pub(crate) fn subscribe<F, M>(
+        &self,
+        feed: F,
+        start: StartPosition,
+        matches: M,
+        heartbeat: Option<Duration>,
+    ) -> Result<impl Stream<Item = Result<SubscriptionEvent<F::Item>>> + Send + 'static>
+    where
+        F: Feed,
+        M: Fn(&F::Item) -> bool + Send + Sync + 'static,
+    {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::Unavailable {
+                message: "the server is shutting down".into(),
+                resume_after: None,
+            });
+        }
+        let slot = self.admit()?;
+        let (head, live) = feed.register();
+        let position = match start {
+            StartPosition::FromNow => head,
+            StartPosition::AfterSequence(after) if after > head => {
+                return Err(Error::OutOfRange {
+                    message: format!("after_sequence {after} is beyond the latest sequence {head}"),
+                    oldest_retained: feed.oldest_retained(),
+                });
+            }
+            StartPosition::AfterSequence(after) => {
+                feed.read_after(after, 0)
+                    .map_err(|e| out_of_range(after, e))?;
+                after
+            }
+        };
+        let subscription = Subscription::new(
+            feed,
+            matches,
+            (live, position, head),
+            heartbeat.unwrap_or(self.inner.config.heartbeat),
+            self.inner.shutdown.clone(),
+            slot,
+        );
+        Ok(futures_util::stream::unfold(
+            subscription,
+            |mut s| async move { s.next_event().await.map(|event| (event, s)) },
+        ))
+    }
+}
+
+fn out_of_range(after: u64, evicted: Evicted) -> Error {
+    Error::OutOfRange {
+        message: format!(
+            "sequence {after} is older than the retained window; oldest retained sequence is {}",
+            evicted.oldest_retained
+        ),
+        oldest_retained: evicted.oldest_retained,
+    }
+}
+
+#[cfg(test)]
+mod tests;
