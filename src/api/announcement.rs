@@ -58,7 +58,7 @@ impl AnnouncementService for AnnouncementApi {
         &self,
         request: Request<pb::ListAnnouncementsRequest>,
     ) -> Result<Response<pb::ListAnnouncementsResponse>, Status> {
-        let query = from_proto::list_announcements(request.into_inner())?;
+        let query = from_proto::list(request.into_inner(), from_proto::announcement_filter)?;
         let page = self
             .store
             .list_announcements(&query.filter, query.after, query.limit);
@@ -88,7 +88,8 @@ impl AnnouncementService for AnnouncementApi {
         &self,
         request: Request<pb::WatchAnnouncementsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let subscription = from_proto::watch_announcements(request.get_ref())?;
+        let subscription =
+            from_proto::subscription(request.get_ref(), from_proto::announcement_filter)?;
         let filter = subscription.filter;
         let events = self.hub.subscribe(
             self.store.announcement_feed(),

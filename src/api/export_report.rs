@@ -32,7 +32,7 @@ impl ExportReportApi {
         impl Stream<Item = crate::error::Result<SubscriptionEvent<ExportReport>>> + Send + 'static,
         Status,
     > {
-        let subscription = from_proto::subscribe_export_reports(request)?;
+        let subscription = from_proto::subscription(request, from_proto::trade_filter)?;
         let filter = subscription.filter;
         Ok(self.hub.subscribe(
             self.store.report_feed(),
@@ -78,7 +78,7 @@ impl ExportReportService for ExportReportApi {
         &self,
         request: Request<pb::ListExportReportsRequest>,
     ) -> Result<Response<pb::ListExportReportsResponse>, Status> {
-        let query = from_proto::list_export_reports(request.into_inner())?;
+        let query = from_proto::list(request.into_inner(), from_proto::trade_filter)?;
         let page = self
             .store
             .list_export_reports(&query.filter, query.after, query.limit);

@@ -41,7 +41,7 @@ impl TradeApi {
         &self,
         request: pb::ListTradeRecordsRequest,
     ) -> Result<(Vec<Arc<TradeRecord>>, String), Status> {
-        let query = from_proto::list_trade_records(request)?;
+        let query = from_proto::list(request, from_proto::trade_filter)?;
         let page = self
             .store
             .list_trade_records(&query.filter, query.after, query.limit);

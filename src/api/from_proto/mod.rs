@@ -20,10 +20,7 @@ use crate::error::{Error, FieldViolation, Result};
 use crate::store::RequestKey;
 
 pub(crate) use announcements::create_announcement;
-pub(crate) use queries::{
-    id_of, list_announcements, list_export_reports, list_trade_records, subscribe_export_reports,
-    trade_filter, watch_announcements,
-};
+pub(crate) use queries::{announcement_filter, id_of, list, subscription, trade_filter};
 pub(crate) use records::{batch_create_trade_records, create_trade_record, trade_record};
 pub(crate) use reports::publish_export_report;
 

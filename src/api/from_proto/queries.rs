@@ -116,60 +116,95 @@ pub(crate) struct ListQuery<F, K> {
 
 type FilterOf<P, F> = fn(&mut Violations, &str, Option<&P>) -> F;
 
-fn list<P, F, K>(
-    page_size: i32,
-    page_token: &str,
-    filter: Option<P>,
-    convert: FilterOf<P, F>,
-) -> Result<ListQuery<F, K>>
+/// A list request's fields: page size, page token and filter.
+pub(crate) trait ListRequest {
+    /// The request's filter message.
+    type Filter: prost::Message + Default;
+    /// The fields, destructured.
+    fn parts(self) -> (i32, String, Option<Self::Filter>);
+}
+
+/// A subscription request's fields: filter, start and heartbeat interval.
+pub(crate) trait SubscribeRequest {
+    /// The request's filter message.
+    type Filter;
+    /// The fields, destructured; the start as the sequence to resume after.
+    fn parts(
+        &self,
+    ) -> (
+        Option<&Self::Filter>,
+        Option<u64>,
+        Option<&prost_types::Duration>,
+    );
+}
+
+// Each request is destructured without `..`: a new field fails to compile.
+macro_rules! list_requests {
+    ($($request:ident => $filter:ident),*) => {$(
+        impl ListRequest for pb::$request {
+            type Filter = pb::$filter;
+            fn parts(self) -> (i32, String, Option<pb::$filter>) {
+                let pb::$request {
+                    page_size,
+                    page_token,
+                    filter,
+                } = self;
+                (page_size, page_token, filter)
+            }
+        }
+    )*};
+}
+
+list_requests!(
+    ListTradeRecordsRequest => TradeFilter,
+    ListExportReportsRequest => TradeFilter,
+    ListAnnouncementsRequest => AnnouncementFilter
+);
+
+macro_rules! subscribe_requests {
+    ($($request:ident, $start:path => $filter:ident),*) => {$(
+        impl SubscribeRequest for pb::$request {
+            type Filter = pb::$filter;
+            fn parts(&self) -> (Option<&pb::$filter>, Option<u64>, Option<&prost_types::Duration>) {
+                use $start as Start;
+                let pb::$request {
+                    filter,
+                    start,
+                    heartbeat_interval,
+                } = self;
+                let after = match start {
+                    Some(Start::AfterSequence(n)) => Some(*n),
+                    Some(Start::FromNow(pb::FromNow {})) | None => None,
+                };
+                (filter.as_ref(), after, heartbeat_interval.as_ref())
+            }
+        }
+    )*};
+}
+
+subscribe_requests!(
+    SubscribeExportReportsRequest, pb::subscribe_export_reports_request::Start => TradeFilter,
+    WatchAnnouncementsRequest, pb::watch_announcements_request::Start => AnnouncementFilter
+);
+
+/// A list request, validated with `convert` for its filter.
+pub(crate) fn list<R, F, K>(request: R, convert: FilterOf<R::Filter, F>) -> Result<ListQuery<F, K>>
 where
-    P: prost::Message + Default,
+    R: ListRequest,
     K: FromStr,
 {
+    let (page_size, page_token, filter) = request.parts();
     let limit = self::page_size(page_size)?;
     let mut v = Violations::default();
     let converted = convert(&mut v, "filter", filter.as_ref());
     let converted = v.finish(Some(converted))?;
-    let (cursor, after) = PageCursor::read(page_token, &filter.unwrap_or_default())?;
+    let (cursor, after) = PageCursor::read(&page_token, &filter.unwrap_or_default())?;
     Ok(ListQuery {
         filter: converted,
         limit,
         after,
         cursor,
     })
-}
-
-pub(crate) fn list_trade_records(
-    request: pb::ListTradeRecordsRequest,
-) -> Result<ListQuery<TradeFilter, Ulid>> {
-    let pb::ListTradeRecordsRequest {
-        page_size,
-        page_token,
-        filter,
-    } = request;
-    list(page_size, &page_token, filter, trade_filter)
-}
-
-pub(crate) fn list_export_reports(
-    request: pb::ListExportReportsRequest,
-) -> Result<ListQuery<TradeFilter, u64>> {
-    let pb::ListExportReportsRequest {
-        page_size,
-        page_token,
-        filter,
-    } = request;
-    list(page_size, &page_token, filter, trade_filter)
-}
-
-pub(crate) fn list_announcements(
-    request: pb::ListAnnouncementsRequest,
-) -> Result<ListQuery<AnnouncementFilter, Ulid>> {
-    let pb::ListAnnouncementsRequest {
-        page_size,
-        page_token,
-        filter,
-    } = request;
-    list(page_size, &page_token, filter, announcement_filter)
 }
 
 /// A validated subscription request.
@@ -181,12 +216,15 @@ pub(crate) struct SubscriptionRequest<F> {
     pub(crate) heartbeat: Option<Duration>,
 }
 
-fn subscription<P, F>(
-    filter: Option<&P>,
-    convert: FilterOf<P, F>,
-    after_sequence: Option<u64>,
-    heartbeat_interval: Option<&prost_types::Duration>,
-) -> Result<SubscriptionRequest<F>> {
+/// A subscription request, validated with `convert` for its filter.
+pub(crate) fn subscription<R, F>(
+    request: &R,
+    convert: FilterOf<R::Filter, F>,
+) -> Result<SubscriptionRequest<F>>
+where
+    R: SubscribeRequest,
+{
+    let (filter, after_sequence, heartbeat_interval) = request.parts();
     let mut v = Violations::default();
     let filter = convert(&mut v, "filter", filter);
     let heartbeat = heartbeat(&mut v, "heartbeat_interval", heartbeat_interval);
@@ -195,46 +233,4 @@ fn subscription<P, F>(
         start: after_sequence.map_or(StartPosition::FromNow, StartPosition::AfterSequence),
         heartbeat,
     })
-}
-
-pub(crate) fn subscribe_export_reports(
-    request: &pb::SubscribeExportReportsRequest,
-) -> Result<SubscriptionRequest<TradeFilter>> {
-    use pb::subscribe_export_reports_request::Start;
-    let pb::SubscribeExportReportsRequest {
-        filter,
-        heartbeat_interval,
-        start,
-    } = request;
-    let after = match start {
-        Some(Start::AfterSequence(n)) => Some(*n),
-        Some(Start::FromNow(pb::FromNow {})) | None => None,
-    };
-    subscription(
-        filter.as_ref(),
-        trade_filter,
-        after,
-        heartbeat_interval.as_ref(),
-    )
-}
-
-pub(crate) fn watch_announcements(
-    request: &pb::WatchAnnouncementsRequest,
-) -> Result<SubscriptionRequest<AnnouncementFilter>> {
-    use pb::watch_announcements_request::Start;
-    let pb::WatchAnnouncementsRequest {
-        filter,
-        heartbeat_interval,
-        start,
-    } = request;
-    let after = match start {
-        Some(Start::AfterSequence(n)) => Some(*n),
-        Some(Start::FromNow(pb::FromNow {})) | None => None,
-    };
-    subscription(
-        filter.as_ref(),
-        announcement_filter,
-        after,
-        heartbeat_interval.as_ref(),
-    )
 }

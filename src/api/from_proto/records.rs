@@ -3,8 +3,8 @@
 
 use ulid::Ulid;
 
-use super::scalars::{bounded_money, country, hs_code, quantity, required_period, source};
-use super::{MAX_BATCH, MAX_NAME_LEN, Violations, Write, element, join, request_key};
+use super::scalars::{bounded_money, quantity, required_period, source, trade_keys};
+use super::{MAX_BATCH, Violations, Write, element, join, request_key};
 use crate::domain::TradeRecord;
 use crate::error::Result;
 use crate::pb;
@@ -28,13 +28,7 @@ pub(crate) fn trade_record(
         quantity,
         source,
     } = v.required(path, value)?;
-    let exporter = country(v, &join(path, "exporter"), exporter, true);
-    let importer = country(v, &join(path, "importer"), importer, true);
-    if exporter.is_some() && exporter == importer {
-        v.add(join(path, "importer"), "must differ from exporter");
-    }
-    let hs_code = self::hs_code(v, &join(path, "hs_code"), hs_code);
-    let commodity = v.text(&join(path, "commodity"), commodity, MAX_NAME_LEN, false);
+    let keys = trade_keys(v, path, [exporter, importer, hs_code, commodity]);
     let period = required_period(v, &join(path, "period"), period.as_ref());
     let money_field = join(path, "value");
     let money = v
@@ -47,10 +41,10 @@ pub(crate) fn trade_record(
     Some(TradeRecord {
         id: Ulid::nil(),
         create_time: std::time::SystemTime::UNIX_EPOCH,
-        exporter: exporter?,
-        importer: importer?,
-        hs_code: hs_code?,
-        commodity,
+        exporter: keys.exporter?,
+        importer: keys.importer?,
+        hs_code: keys.hs_code?,
+        commodity: keys.commodity,
         period: period?,
         value: money?,
         quantity,

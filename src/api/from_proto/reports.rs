@@ -3,8 +3,8 @@
 
 use ulid::Ulid;
 
-use super::scalars::{bound, bounded_money, country, hs_code, period, required_period, source};
-use super::{MAX_HEADLINE_LEN, MAX_NAME_LEN, Violations, Write, join, request_key};
+use super::scalars::{bound, bounded_money, period, required_period, source, trade_keys};
+use super::{MAX_HEADLINE_LEN, Violations, Write, join, request_key};
 use crate::domain::{BoundedMoney, Change, ExportReport};
 use crate::error::Result;
 use crate::pb;
@@ -36,13 +36,7 @@ fn export_report(
         change_percent,
         change_bound,
     } = v.required(path, value)?;
-    let exporter = country(v, &join(path, "exporter"), exporter, true);
-    let importer = country(v, &join(path, "importer"), importer, true);
-    if exporter.is_some() && exporter == importer {
-        v.add(join(path, "importer"), "must differ from exporter");
-    }
-    let hs_code = self::hs_code(v, &join(path, "hs_code"), hs_code);
-    let commodity = v.text(&join(path, "commodity"), commodity, MAX_NAME_LEN, false);
+    let keys = trade_keys(v, path, [exporter, importer, hs_code, commodity]);
     let headline = v.text(&join(path, "headline"), headline, MAX_HEADLINE_LEN, true);
     let source = self::source(v, &join(path, "source"), source.as_ref());
     let reported = required_period(v, &join(path, "period"), period.as_ref());
@@ -76,10 +70,10 @@ fn export_report(
         id: Ulid::nil(),
         sequence: 0,
         publish_time: std::time::SystemTime::UNIX_EPOCH,
-        exporter: exporter?,
-        importer: importer?,
-        hs_code: hs_code?,
-        commodity,
+        exporter: keys.exporter?,
+        importer: keys.importer?,
+        hs_code: keys.hs_code?,
+        commodity: keys.commodity,
         headline,
         source: source?,
         period: reported?,

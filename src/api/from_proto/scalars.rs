@@ -307,6 +307,34 @@ pub(super) fn source(v: &mut Violations, path: &str, value: Option<&pb::Source>)
     })
 }
 
+/// The keys of a trade figure, shared by records and reports.
+pub(super) struct TradeKeys {
+    pub(super) exporter: Option<CountryCode>,
+    pub(super) importer: Option<CountryCode>,
+    pub(super) hs_code: Option<HsCode>,
+    pub(super) commodity: String,
+}
+
+/// Exporter and importer (required, and different), the HS code and the
+/// commodity of the message at `path`.
+pub(super) fn trade_keys(
+    v: &mut Violations,
+    path: &str,
+    [exporter, importer, hs_code, commodity]: [&str; 4],
+) -> TradeKeys {
+    let exporter = country(v, &join(path, "exporter"), exporter, true);
+    let importer = country(v, &join(path, "importer"), importer, true);
+    if exporter.is_some() && exporter == importer {
+        v.add(join(path, "importer"), "must differ from exporter");
+    }
+    TradeKeys {
+        exporter,
+        importer,
+        hs_code: self::hs_code(v, &join(path, "hs_code"), hs_code),
+        commodity: v.text(&join(path, "commodity"), commodity, MAX_NAME_LEN, false),
+    }
+}
+
 /// A subscription's heartbeat interval; absent means the server default.
 pub(super) fn heartbeat(
     v: &mut Violations,
