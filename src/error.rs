@@ -65,12 +65,19 @@ impl Error {
     }
 }
 
+/// Most violations the message names; the details list them all.
+const MAX_DESCRIBED: usize = 3;
+
 fn describe(violations: &[FieldViolation]) -> String {
     let parts: Vec<String> = violations
         .iter()
+        .take(MAX_DESCRIBED)
         .map(|v| format!("{}: {}", v.field, v.description))
         .collect();
-    parts.join("; ")
+    match violations.len() {
+        n if n > MAX_DESCRIBED => format!("{}; and {} more", parts.join("; "), n - MAX_DESCRIBED),
+        _ => parts.join("; "),
+    }
 }
 
 impl fmt::Display for FieldViolation {

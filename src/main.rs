@@ -10,8 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use tradewire::Config;
-use tradewire::{DurableConfig, FsyncPolicy};
+use tradewire::{Config, DurableConfig, FsyncPolicy, Limits, TlsFiles};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "gRPC service for bilateral trade intelligence")]
@@ -23,7 +22,24 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the tradewire.v1 gRPC API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Manage the bearer tokens of --auth-tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a new token: prints it once, and the line to add to the tokens
+    /// file (which holds only its SHA-256).
+    Create {
+        /// The name logs show for calls made with the token.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, write, publish, admin.
+        #[arg(long)]
+        scopes: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -86,6 +102,57 @@ struct ServeArgs {
     /// Write a snapshot and start a new log segment past this many bytes.
     #[arg(long, env = "TRADEWIRE_SNAPSHOT_AFTER_BYTES", default_value_t = 64 * 1024 * 1024)]
     snapshot_after_bytes: u64,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "TRADEWIRE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM). SIGHUP reloads both.
+    #[arg(long, env = "TRADEWIRE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (PEM): mTLS.
+    #[arg(long, env = "TRADEWIRE_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Tokens file (`name scopes sha256` a line); without it, no
+    /// authentication.
+    #[arg(long, env = "TRADEWIRE_AUTH_TOKENS")]
+    auth_tokens: Option<PathBuf>,
+    /// With --auth-tokens, let calls without a token read.
+    #[arg(long, env = "TRADEWIRE_ALLOW_ANONYMOUS_READ", requires = "auth_tokens")]
+    allow_anonymous_read: bool,
+    /// Most connections at once; more are closed at once.
+    #[arg(long, env = "TRADEWIRE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Time a new connection has for its TLS handshake and HTTP/2 preface.
+    #[arg(long, env = "TRADEWIRE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+    /// Most concurrent calls per connection (HTTP/2 MAX_CONCURRENT_STREAMS).
+    #[arg(long, env = "TRADEWIRE_MAX_CONCURRENT_STREAMS", default_value_t = Limits::default().max_concurrent_streams)]
+    max_concurrent_streams: u32,
+    /// Time a request has to arrive whole.
+    #[arg(long, env = "TRADEWIRE_RECEIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    receive_timeout: Duration,
+    /// Largest request message in bytes (at most 4 MiB).
+    #[arg(long, env = "TRADEWIRE_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
+    max_message_bytes: usize,
+    /// Most calls answered at once; more are shed with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TRADEWIRE_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
+    max_in_flight: usize,
+    /// Deadline of unary calls that send no grpc-timeout.
+    #[arg(long, env = "TRADEWIRE_UNARY_DEADLINE", default_value = "30s", value_parser = parse_duration)]
+    unary_deadline: Duration,
+    /// Most open subscriptions of one connection.
+    #[arg(
+        long,
+        env = "TRADEWIRE_MAX_SUBSCRIBERS_PER_CONNECTION",
+        default_value_t = 1_000
+    )]
+    max_subscribers_per_connection: usize,
+    /// Most open subscriptions of one token.
+    #[arg(
+        long,
+        env = "TRADEWIRE_MAX_SUBSCRIBERS_PER_TOKEN",
+        default_value_t = 5_000
+    )]
+    max_subscribers_per_token: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,6 +228,28 @@ async fn serve(args: ServeArgs) -> Result<(), tradewire::ServeError> {
     config.store.broadcast_capacity = args.broadcast_capacity;
     config.hub.max_subscribers = args.max_subscribers;
     config.hub.heartbeat = args.heartbeat_interval;
+    config.hub.max_subscribers_per_connection = args.max_subscribers_per_connection;
+    config.hub.max_subscribers_per_token = args.max_subscribers_per_token;
+    config.limits = Limits {
+        max_connections: args.max_connections,
+        handshake_timeout: args.handshake_timeout,
+        max_concurrent_streams: args.max_concurrent_streams,
+        receive_timeout: args.receive_timeout,
+        max_message_bytes: args.max_message_bytes,
+        max_in_flight: args.max_in_flight,
+        unary_deadline: args.unary_deadline,
+    };
+    config.tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca,
+        }),
+        _ => None,
+    };
+    config.auth_tokens = args.auth_tokens;
+    config.allow_anonymous_read = args.allow_anonymous_read;
+    raise_open_file_limit();
     if !args.in_memory {
         let mut durable = DurableConfig::new(args.data_dir);
         durable.fsync = match args.fsync {
@@ -178,13 +267,40 @@ async fn serve(args: ServeArgs) -> Result<(), tradewire::ServeError> {
     tradewire::serve(listener, config, shutdown_signal()).await
 }
 
+/// Raises the soft limit on open files to the hard limit: each connection
+/// is a descriptor, and the default soft limit (often 1024) is below what
+/// --max-connections allows.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
+    }
+}
+
+fn create_token(name: &str, scopes: &str) -> ExitCode {
+    let made =
+        tradewire::parse_scopes(scopes).and_then(|scopes| tradewire::create_token(name, &scopes));
+    match made {
+        Ok((token, line)) => {
+            println!("token (shown once; give it to the client): {token}");
+            println!("line for the --auth-tokens file:\n{line}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("tradewire token create: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Token(TokenCommand::Create { name, scopes }) => create_token(&name, &scopes),
         Command::Serve(args) => {
             init_tracing(args.log_format);
-            match serve(args).await {
+            match serve(*args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "tradewire stopped");

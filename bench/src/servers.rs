@@ -126,10 +126,20 @@ pub(crate) fn tradewire(
     data_dir: Option<(&Path, &str)>,
     extra: &[&str],
 ) -> Result<ServerProcess, BenchError> {
-    let mut args: Vec<String> = ["serve", "--listen", "127.0.0.1:0", "--log-format", "json"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    // The fan-out scenarios hold up to 300 streams on one connection, past
+    // the default of 256 a connection may open.
+    let mut args: Vec<String> = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--max-concurrent-streams",
+        "1024",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     match data_dir {
         None => args.push("--in-memory".into()),
         Some((dir, fsync)) => {

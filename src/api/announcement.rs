@@ -5,7 +5,7 @@ use std::pin::Pin;
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::{from_proto, to_proto};
+use super::{caller, from_proto, to_proto};
 use crate::hub::Hub;
 use crate::pb::{self, announcement_service_server::AnnouncementService};
 use crate::store::Store;
@@ -32,11 +32,13 @@ impl AnnouncementService for AnnouncementApi {
         &self,
         request: Request<pb::CreateAnnouncementRequest>,
     ) -> Result<Response<pb::CreateAnnouncementResponse>, Status> {
+        let caller = caller::name(&request);
         let write = from_proto::create_announcement(request.into_inner())?;
         let stored = self
             .store
             .create_announcement(write.value, write.request)
             .await?;
+        caller::log_write(&caller, "CreateAnnouncement", &stored.id);
         Ok(Response::new(pb::CreateAnnouncementResponse {
             announcement: Some(to_proto::announcement(&stored)),
         }))
@@ -76,9 +78,9 @@ impl AnnouncementService for AnnouncementApi {
         &self,
         request: Request<pb::DeleteAnnouncementRequest>,
     ) -> Result<Response<pb::DeleteAnnouncementResponse>, Status> {
-        self.store
-            .delete_announcement(from_proto::id_of(request.get_ref())?)
-            .await?;
+        let id = from_proto::id_of(request.get_ref())?;
+        self.store.delete_announcement(id).await?;
+        caller::log_write(&caller::name(&request), "DeleteAnnouncement", &id);
         Ok(Response::new(pb::DeleteAnnouncementResponse {}))
     }
 
@@ -94,7 +96,7 @@ impl AnnouncementService for AnnouncementApi {
         let events = self.hub.subscribe(
             self.store.announcement_feed(),
             subscription.start,
-            move |a| filter.matches(a),
+            (move |a| filter.matches(a), caller::owner(&request)),
             subscription.heartbeat,
         )?;
         let responses = events.map(|event| Ok(to_proto::announcement_event(&event?)));

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::{from_proto, to_proto};
+use super::{caller, from_proto, to_proto};
 use crate::domain::ExportReport;
 use crate::hub::{Hub, SubscriptionEvent};
 use crate::pb::{self, export_report_service_server::ExportReportService};
@@ -27,17 +27,17 @@ impl ExportReportApi {
     /// generated path and the encode-once route take their events here.
     pub(crate) fn events(
         &self,
-        request: &pb::SubscribeExportReportsRequest,
+        request: &Request<pb::SubscribeExportReportsRequest>,
     ) -> Result<
         impl Stream<Item = crate::error::Result<SubscriptionEvent<ExportReport>>> + Send + 'static,
         Status,
     > {
-        let subscription = from_proto::subscription(request, from_proto::trade_filter)?;
+        let subscription = from_proto::subscription(request.get_ref(), from_proto::trade_filter)?;
         let filter = subscription.filter;
         Ok(self.hub.subscribe(
             self.store.report_feed(),
             subscription.start,
-            move |r| filter.matches(r),
+            (move |r| filter.matches(r), caller::owner(request)),
             subscription.heartbeat,
         )?)
     }
@@ -52,11 +52,13 @@ impl ExportReportService for ExportReportApi {
         &self,
         request: Request<pb::PublishExportReportRequest>,
     ) -> Result<Response<pb::PublishExportReportResponse>, Status> {
+        let caller = caller::name(&request);
         let write = from_proto::publish_export_report(request.into_inner())?;
         let published = self
             .store
             .publish_export_report(write.value, write.request)
             .await?;
+        caller::log_write(&caller, "PublishExportReport", &published.id);
         Ok(Response::new(pb::PublishExportReportResponse {
             export_report: Some(to_proto::export_report(&published)),
         }))
@@ -101,7 +103,7 @@ impl ExportReportService for ExportReportApi {
         &self,
         request: Request<pb::SubscribeExportReportsRequest>,
     ) -> Result<Response<SubscribeStream>, Status> {
-        let events = self.events(request.get_ref())?;
+        let events = self.events(&request)?;
         let responses = events.map(|event| Ok(to_proto::report_event(&event?)));
         Ok(Response::new(Box::pin(responses)))
     }

@@ -51,7 +51,7 @@ impl ServerStreamingService<pb::SubscribeExportReportsRequest> for SubscribePreE
     fn call(&mut self, request: Request<pb::SubscribeExportReportsRequest>) -> Self::Future {
         let api = Arc::clone(&self.0);
         Box::pin(async move {
-            let events = api.events(request.get_ref())?;
+            let events = api.events(&request)?;
             let messages: MessageStream = Box::pin(events.map(|event| Ok(pre_encoded(event?))));
             Ok(Response::new(messages))
         })

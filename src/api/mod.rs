@@ -6,6 +6,7 @@
 //! store or the hub, and converts the result back (`to_proto`).
 
 pub(crate) mod announcement;
+pub(crate) mod caller;
 pub(crate) mod export_report;
 pub(crate) mod export_report_routes;
 pub(crate) mod from_proto;

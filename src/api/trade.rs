@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::pre_encoded::{EncodedField, PreEncoded};
-use super::{from_proto, to_proto};
+use super::{caller, from_proto, to_proto};
 use crate::domain::TradeRecord;
 use crate::pb::{self, trade_service_server::TradeService};
 use crate::store::Store;
@@ -90,11 +90,15 @@ impl TradeService for TradeApi {
         &self,
         request: Request<pb::CreateTradeRecordRequest>,
     ) -> Result<Response<pb::CreateTradeRecordResponse>, Status> {
+        let caller = caller::name(&request);
         let write = from_proto::create_trade_record(request.into_inner())?;
         let stored = self
             .store
             .create_trade_records(write.value, write.request)
             .await?;
+        for record in &stored {
+            caller::log_write(&caller, "CreateTradeRecord", &record.id);
+        }
         Ok(Response::new(pb::CreateTradeRecordResponse {
             trade_record: stored.first().map(|r| to_proto::trade_record(r)),
         }))
@@ -104,11 +108,15 @@ impl TradeService for TradeApi {
         &self,
         request: Request<pb::BatchCreateTradeRecordsRequest>,
     ) -> Result<Response<pb::BatchCreateTradeRecordsResponse>, Status> {
+        let caller = caller::name(&request);
         let write = from_proto::batch_create_trade_records(request.into_inner())?;
         let stored = self
             .store
             .create_trade_records(write.value, write.request)
             .await?;
+        for record in &stored {
+            caller::log_write(&caller, "BatchCreateTradeRecords", &record.id);
+        }
         Ok(Response::new(pb::BatchCreateTradeRecordsResponse {
             trade_records: stored.iter().map(|r| to_proto::trade_record(r)).collect(),
         }))
@@ -139,9 +147,9 @@ impl TradeService for TradeApi {
         &self,
         request: Request<pb::DeleteTradeRecordRequest>,
     ) -> Result<Response<pb::DeleteTradeRecordResponse>, Status> {
-        self.store
-            .delete_trade_record(from_proto::id_of(request.get_ref())?)
-            .await?;
+        let id = from_proto::id_of(request.get_ref())?;
+        self.store.delete_trade_record(id).await?;
+        caller::log_write(&caller::name(&request), "DeleteTradeRecord", &id);
         Ok(Response::new(pb::DeleteTradeRecordResponse {}))
     }
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::quote;
+
 /// An ISO 3166-1 alpha-3 country code, checked against the official list.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -13,11 +15,12 @@ impl CountryCode {
         let bytes = code.as_bytes();
         if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
             return Err(format!(
-                "{code:?} is not an ISO 3166-1 alpha-3 code (three upper-case letters, e.g. \"IRN\")"
+                "{} is not an ISO 3166-1 alpha-3 code (three upper-case letters, e.g. \"IRN\")",
+                quote(code)
             ));
         }
         celes::Country::from_alpha3(code)
-            .map_err(|_| format!("{code:?} is not an assigned ISO 3166-1 alpha-3 code"))?;
+            .map_err(|_| format!("{} is not an assigned ISO 3166-1 alpha-3 code", quote(code)))?;
         Ok(CountryCode([bytes[0], bytes[1], bytes[2]]))
     }
 
@@ -42,10 +45,13 @@ pub(crate) struct HsCode(String);
 impl HsCode {
     pub(crate) fn parse(code: &str) -> Result<Self, String> {
         if !code.bytes().all(|b| b.is_ascii_digit()) || ![2, 4, 6].contains(&code.len()) {
-            return Err(format!("{code:?} is not an HS code: 2, 4 or 6 digits"));
+            return Err(format!(
+                "{} is not an HS code: 2, 4 or 6 digits",
+                quote(code)
+            ));
         }
         if code.starts_with("00") || code.starts_with("98") || code.starts_with("99") {
-            return Err(format!("{code:?} is not an HS chapter (01 to 97)"));
+            return Err(format!("{} is not an HS chapter (01 to 97)", quote(code)));
         }
         Ok(HsCode(code.to_owned()))
     }
@@ -62,7 +68,10 @@ pub(crate) struct HsPrefix(String);
 impl HsPrefix {
     pub(crate) fn parse(prefix: &str) -> Result<Self, String> {
         if prefix.is_empty() || prefix.len() > 6 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("{prefix:?} is not an HS prefix: 1 to 6 digits"));
+            return Err(format!(
+                "{} is not an HS prefix: 1 to 6 digits",
+                quote(prefix)
+            ));
         }
         Ok(HsPrefix(prefix.to_owned()))
     }

@@ -49,6 +49,18 @@ impl std::fmt::Debug for EncodedOnce {
     }
 }
 
+/// Most characters of a client's input that an error message quotes.
+const MAX_QUOTED_CHARS: usize = 32;
+
+/// `value` quoted for an error message, cut to a short prefix (with its
+/// full length) so that an answer is never larger than the question.
+pub(crate) fn quote(value: &str) -> String {
+    match value.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
 /// Anything carried on a numbered stream.
 pub(crate) trait Sequenced {
     fn sequence(&self) -> u64;

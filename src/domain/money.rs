@@ -2,6 +2,8 @@
 
 use iso_currency::Currency;
 
+use super::quote;
+
 const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
 /// An amount in an ISO 4217 currency, as whole units plus nanos.
@@ -56,10 +58,11 @@ impl Money {
 pub(crate) fn parse_currency(code: &str) -> Result<Currency, String> {
     if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(format!(
-            "{code:?} is not an ISO 4217 code (three upper-case letters, e.g. \"USD\")"
+            "{} is not an ISO 4217 code (three upper-case letters, e.g. \"USD\")",
+            quote(code)
         ));
     }
-    Currency::from_code(code).ok_or_else(|| format!("{code:?} is not an ISO 4217 currency"))
+    Currency::from_code(code).ok_or_else(|| format!("{} is not an ISO 4217 currency", quote(code)))
 }
 
 /// How a reported figure relates to the true figure.

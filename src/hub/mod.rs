@@ -18,8 +18,9 @@
 
 mod subscription;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -58,6 +59,11 @@ pub(crate) enum SubscriptionEvent<T> {
 pub struct HubConfig {
     /// Most open subscriptions at once; more get `RESOURCE_EXHAUSTED`.
     pub max_subscribers: usize,
+    /// Most open subscriptions of one connection.
+    pub max_subscribers_per_connection: usize,
+    /// Most open subscriptions of one token (anonymous callers are held to
+    /// the per-connection share only).
+    pub max_subscribers_per_token: usize,
     /// Idle time before a stream gets a heartbeat, unless the request
     /// sets its own interval.
     pub heartbeat: Duration,
@@ -67,9 +73,27 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             max_subscribers: 10_000,
+            max_subscribers_per_connection: 1_000,
+            max_subscribers_per_token: 5_000,
             heartbeat: Duration::from_secs(15),
         }
     }
+}
+
+/// Who opens a subscription: its connection and its token, each held to
+/// a share of the subscriber slots, so that one client cannot take them
+/// all.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Owner {
+    pub(crate) connection: Option<u64>,
+    pub(crate) token: Option<Arc<str>>,
+}
+
+/// A share of the subscriber slots that is counted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Share {
+    Connection(u64),
+    Token(Arc<str>),
 }
 
 /// Admits subscriptions, counts them, and ends them all at shutdown.
@@ -84,17 +108,39 @@ struct HubInner {
     /// How many times a subscription fell behind the broadcast buffer and
     /// caught up from the store.
     catch_ups: AtomicU64,
+    /// Open subscriptions by connection and by token; admission holds this
+    /// lock while it checks and counts, so limits are never overshot.
+    shares: Mutex<HashMap<Share, usize>>,
     config: HubConfig,
     shutdown: CancellationToken,
 }
 
-/// Holds one subscriber slot; dropping it frees the slot.
+/// Holds one subscriber slot and its shares; dropping it frees them.
 #[derive(Debug)]
-struct Slot(Arc<HubInner>);
+struct Slot {
+    hub: Arc<HubInner>,
+    shares: Vec<Share>,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.subscribers.send_modify(|n| *n = n.saturating_sub(1));
+        let mut counts = self
+            .hub
+            .shares
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for share in &self.shares {
+            if let Some(n) = counts.get_mut(share) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(share);
+                }
+            }
+        }
+        drop(counts);
+        self.hub
+            .subscribers
+            .send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -105,6 +151,7 @@ impl Hub {
             inner: Arc::new(HubInner {
                 subscribers: watch::channel(0).0,
                 catch_ups: AtomicU64::new(0),
+                shares: Mutex::new(HashMap::new()),
                 config,
                 shutdown,
             }),
@@ -122,8 +169,35 @@ impl Hub {
         self.inner.catch_ups.load(Ordering::Relaxed)
     }
 
-    fn admit(&self) -> Result<Slot> {
-        let max = self.inner.config.max_subscribers;
+    fn admit(&self, owner: &Owner) -> Result<Slot> {
+        let config = &self.inner.config;
+        let mut shares = Vec::new();
+        if let Some(id) = owner.connection {
+            shares.push((Share::Connection(id), config.max_subscribers_per_connection));
+        }
+        if let Some(token) = &owner.token {
+            shares.push((
+                Share::Token(Arc::clone(token)),
+                config.max_subscribers_per_token,
+            ));
+        }
+        let mut counts = self
+            .inner
+            .shares
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (share, limit) in &shares {
+            if counts.get(share).copied().unwrap_or(0) >= *limit {
+                let holder = match share {
+                    Share::Connection(_) => "this connection".to_owned(),
+                    Share::Token(name) => format!("token {name:?}"),
+                };
+                return Err(Error::ResourceExhausted(format!(
+                    "{holder} holds its maximum of {limit} subscribers"
+                )));
+            }
+        }
+        let max = config.max_subscribers;
         let admitted = self.inner.subscribers.send_if_modified(|n| {
             if *n < max {
                 *n += 1;
@@ -133,7 +207,13 @@ impl Hub {
             }
         });
         if admitted {
-            Ok(Slot(Arc::clone(&self.inner)))
+            for (share, _) in &shares {
+                *counts.entry(share.clone()).or_default() += 1;
+            }
+            Ok(Slot {
+                hub: Arc::clone(&self.inner),
+                shares: shares.into_iter().map(|(share, _)| share).collect(),
+            })
         } else {
             Err(Error::ResourceExhausted(format!(
                 "the server holds its maximum of {max} subscribers"
@@ -148,7 +228,7 @@ impl Hub {
         &self,
         feed: F,
         start: StartPosition,
-        matches: M,
+        (matches, owner): (M, Owner),
         heartbeat: Option<Duration>,
     ) -> Result<impl Stream<Item = Result<SubscriptionEvent<F::Item>>> + Send + 'static>
     where
@@ -161,7 +241,7 @@ impl Hub {
                 resume_after: None,
             });
         }
-        let slot = self.admit()?;
+        let slot = self.admit(&owner)?;
         let (head, live) = feed.register();
         let position = match start {
             StartPosition::FromNow => head,

@@ -179,7 +179,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
 
     /// The receiver skipped items: read them from the store up to `until`.
     fn catch_up(&mut self, until: u64) {
-        self.slot.0.catch_ups.fetch_add(1, Ordering::Relaxed);
+        self.slot.hub.catch_ups.fetch_add(1, Ordering::Relaxed);
         self.mode = Mode::CatchUp { until };
     }
 

@@ -100,6 +100,7 @@ fn hub(max_subscribers: usize) -> (Hub, CancellationToken) {
     let config = HubConfig {
         max_subscribers,
         heartbeat: HEARTBEAT,
+        ..HubConfig::default()
     };
     (Hub::new(config, shutdown.clone()), shutdown)
 }
@@ -108,8 +109,13 @@ type Events = Pin<Box<dyn Stream<Item = Result<SubscriptionEvent<Item>>> + Send>
 
 fn open(hub: &Hub, feed: &FakeFeed, start: StartPosition) -> Events {
     Box::pin(
-        hub.subscribe(feed.clone(), start, |_: &Item| true, None)
-            .unwrap(),
+        hub.subscribe(
+            feed.clone(),
+            start,
+            (|_: &Item| true, Owner::default()),
+            None,
+        )
+        .unwrap(),
     )
 }
 
@@ -151,8 +157,13 @@ async fn a_filtered_stream_skips_items_but_moves_its_position() {
     feed.publish(4);
     let even = |item: &Item| item.0.is_multiple_of(2);
     let mut events: Events = Box::pin(
-        hub.subscribe(feed.clone(), StartPosition::AfterSequence(0), even, None)
-            .unwrap(),
+        hub.subscribe(
+            feed.clone(),
+            StartPosition::AfterSequence(0),
+            (even, Owner::default()),
+            None,
+        )
+        .unwrap(),
     );
     assert_eq!(next(&mut events).await, "item 2");
     assert_eq!(next(&mut events).await, "item 4");
@@ -186,7 +197,7 @@ async fn a_resume_point_off_retention_is_out_of_range() {
         .subscribe(
             feed.clone(),
             StartPosition::AfterSequence(1),
-            |_: &Item| true,
+            (|_: &Item| true, Owner::default()),
             None,
         )
         .err();
@@ -204,7 +215,7 @@ async fn a_resume_point_off_retention_is_out_of_range() {
         .subscribe(
             feed.clone(),
             StartPosition::AfterSequence(7),
-            |_: &Item| true,
+            (|_: &Item| true, Owner::default()),
             None,
         )
         .err();
@@ -255,7 +266,7 @@ async fn heartbeats_come_after_the_idle_interval_with_the_head() {
         hub.subscribe(
             feed.clone(),
             StartPosition::FromNow,
-            |_: &Item| true,
+            (|_: &Item| true, Owner::default()),
             Some(own),
         )
         .unwrap(),
@@ -294,7 +305,12 @@ async fn shutdown_ends_streams_with_their_position_and_refuses_new_ones() {
     assert_eq!(*hub.subscriber_count().borrow(), 0);
 
     let refused = hub
-        .subscribe(feed.clone(), StartPosition::FromNow, |_: &Item| true, None)
+        .subscribe(
+            feed.clone(),
+            StartPosition::FromNow,
+            (|_: &Item| true, Owner::default()),
+            None,
+        )
         .err();
     assert!(
         matches!(refused, Some(Error::Unavailable { .. })),
@@ -309,7 +325,12 @@ async fn subscribers_past_the_maximum_are_refused_until_one_leaves() {
     let first = open(&hub, &feed, StartPosition::FromNow);
     let _second = open(&hub, &feed, StartPosition::FromNow);
     let refused = hub
-        .subscribe(feed.clone(), StartPosition::FromNow, |_: &Item| true, None)
+        .subscribe(
+            feed.clone(),
+            StartPosition::FromNow,
+            (|_: &Item| true, Owner::default()),
+            None,
+        )
         .err();
     assert!(
         matches!(refused, Some(Error::ResourceExhausted(_))),
@@ -318,4 +339,53 @@ async fn subscribers_past_the_maximum_are_refused_until_one_leaves() {
     drop(first);
     assert_eq!(*hub.subscriber_count().borrow(), 1);
     let _third = open(&hub, &feed, StartPosition::FromNow);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_connection_or_token_cannot_take_every_slot() {
+    let shutdown = CancellationToken::new();
+    let hub = Hub::new(
+        HubConfig {
+            max_subscribers: 10,
+            max_subscribers_per_connection: 2,
+            max_subscribers_per_token: 3,
+            heartbeat: HEARTBEAT,
+        },
+        shutdown,
+    );
+    let feed = FakeFeed::new(16);
+    let owner = |connection: u64, token: Option<&str>| Owner {
+        connection: Some(connection),
+        token: token.map(Arc::from),
+    };
+    let open_as = |owner: &Owner| {
+        hub.subscribe(
+            feed.clone(),
+            StartPosition::FromNow,
+            (|_: &Item| true, owner.clone()),
+            None,
+        )
+        .map(|s| Box::pin(s) as Events)
+    };
+    let first = open_as(&owner(1, None)).unwrap();
+    let _second = open_as(&owner(1, None)).unwrap();
+    let third = open_as(&owner(1, None)).err();
+    assert!(
+        matches!(&third, Some(Error::ResourceExhausted(m)) if m.contains("this connection")),
+        "{third:?}"
+    );
+    // Another connection has its own share.
+    let _other = open_as(&owner(2, Some("ingest"))).unwrap();
+    let _more = open_as(&owner(3, Some("ingest"))).unwrap();
+    let _most = open_as(&owner(4, Some("ingest"))).unwrap();
+    let over = open_as(&owner(5, Some("ingest"))).err();
+    assert!(
+        matches!(&over, Some(Error::ResourceExhausted(m)) if m.contains("token \"ingest\"")),
+        "{over:?}"
+    );
+    // A refused subscription takes no slot; a closed one frees its shares.
+    assert_eq!(*hub.subscriber_count().borrow(), 5);
+    drop(first);
+    let _again = open_as(&owner(1, None)).unwrap();
+    assert_eq!(*hub.subscriber_count().borrow(), 5);
 }

@@ -6,7 +6,7 @@ use ulid::Ulid;
 use super::scalars::{country, date, id, optional_date, period, person, quantity, source};
 use super::{
     MAX_BODY_LEN, MAX_HEADLINE_LEN, MAX_LIST_LEN, MAX_NAME_LEN, MAX_RELATED_IDS, Violations, Write,
-    element, join, request_key,
+    join, request_key,
 };
 use crate::domain::{AnnouncedEvent, Announcement, AnnouncementKind, Due, Forecast};
 use crate::error::Result;
@@ -110,29 +110,22 @@ pub(crate) fn announcement(
     } = v.required(path, value)?;
     let kind = announcement_kind(v, &join(path, "kind"), *kind, true);
     let headline = v.text(&join(path, "headline"), headline, MAX_HEADLINE_LEN, true);
-    let body = v.text(&join(path, "body"), body, MAX_BODY_LEN, false);
-    v.list_len(&join(path, "countries"), countries.len(), MAX_LIST_LEN);
-    let countries = countries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| country(v, &element(path, "countries", i), c, true))
-        .collect();
-    v.list_len(
-        &join(path, "organizations"),
-        organizations.len(),
+    let body = v.long_text(&join(path, "body"), body, MAX_BODY_LEN);
+    let countries = v.each(
+        (path, "countries"),
+        countries,
         MAX_LIST_LEN,
+        |v, field, c| country(v, field, c, true),
     );
-    let organizations = organizations
-        .iter()
-        .enumerate()
-        .map(|(i, o)| v.text(&element(path, "organizations", i), o, MAX_NAME_LEN, true))
-        .collect();
-    v.list_len(&join(path, "people"), people.len(), MAX_LIST_LEN);
-    let people = people
-        .iter()
-        .enumerate()
-        .map(|(i, p)| person(v, &element(path, "people", i), p))
-        .collect();
+    let organizations = v.each(
+        (path, "organizations"),
+        organizations,
+        MAX_LIST_LEN,
+        |v, field, o| Some(v.text(field, o, MAX_NAME_LEN, true)),
+    );
+    let people = v.each((path, "people"), people, MAX_LIST_LEN, |v, field, p| {
+        Some(person(v, field, p))
+    });
     let event = event
         .as_ref()
         .map(|e| announced_event(v, &join(path, "event"), e));
@@ -141,20 +134,12 @@ pub(crate) fn announcement(
         .as_ref()
         .and_then(|f| self::forecast(v, &join(path, "forecast"), f));
     let source = self::source(v, &join(path, "source"), source.as_ref());
-    v.list_len(
-        &join(path, "related_trade_record_ids"),
-        related_trade_record_ids.len(),
+    let related_trade_record_ids = v.each(
+        (path, "related_trade_record_ids"),
+        related_trade_record_ids,
         MAX_RELATED_IDS,
+        |v, field, raw| id(field, raw).map_err(|e| v.absorb(e)).ok(),
     );
-    let related_trade_record_ids = related_trade_record_ids
-        .iter()
-        .enumerate()
-        .filter_map(|(i, raw)| {
-            id(&element(path, "related_trade_record_ids", i), raw)
-                .map_err(|e| v.absorb(e))
-                .ok()
-        })
-        .collect();
     Some(Announcement {
         id: Ulid::nil(),
         sequence: 0,

@@ -45,15 +45,35 @@ pub(crate) struct Write<T> {
     pub(crate) request: Option<RequestKey>,
 }
 
+/// Most violations one answer lists; the rest are only counted, so that an
+/// error stays small whatever the request (gRPC clients refuse trailers
+/// over 8 KiB).
+pub(crate) const MAX_LISTED_VIOLATIONS: usize = 20;
+
 /// The field violations found while a request is converted.
 #[derive(Debug, Default)]
 pub(crate) struct Violations {
     found: Vec<FieldViolation>,
+    /// Violations found past `MAX_LISTED_VIOLATIONS`.
+    unlisted: usize,
+}
+
+/// How a text field may break lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text {
+    /// Identifiers and names: no control characters at all.
+    Line,
+    /// Long text (bodies, quotes): tab, line feed and carriage return too.
+    Long,
 }
 
 impl Violations {
     /// Records that `field` is invalid, and why.
     pub(crate) fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        if self.found.len() >= MAX_LISTED_VIOLATIONS {
+            self.unlisted += 1;
+            return;
+        }
         self.found.push(FieldViolation {
             field: field.into(),
             description: description.into(),
@@ -71,7 +91,24 @@ impl Violations {
         value
     }
 
+    /// A one-line text field: a name, a headline, a code.
     fn text(&mut self, field: &str, value: &str, max: usize, required: bool) -> String {
+        self.checked_text(field, value, max, required, Text::Line)
+    }
+
+    /// A text field that may span lines: a body, a quote.
+    fn long_text(&mut self, field: &str, value: &str, max: usize) -> String {
+        self.checked_text(field, value, max, false, Text::Long)
+    }
+
+    fn checked_text(
+        &mut self,
+        field: &str,
+        value: &str,
+        max: usize,
+        required: bool,
+        kind: Text,
+    ) -> String {
         if required && value.trim().is_empty() {
             self.add(field, "is required");
         }
@@ -81,26 +118,66 @@ impl Violations {
                 field,
                 format!("is {chars} characters long; the limit is {max}"),
             );
+        } else if let Some((at, c)) = value.chars().enumerate().find(|(_, c)| {
+            c.is_control() && !(kind == Text::Long && matches!(c, '\t' | '\n' | '\r'))
+        }) {
+            self.add(
+                field,
+                format!(
+                    "must not contain control characters; U+{:04X} at character {at}",
+                    u32::from(c)
+                ),
+            );
         }
         value.to_owned()
     }
 
-    fn list_len(&mut self, field: &str, len: usize, max: usize) {
-        if len > max {
-            self.add(field, format!("has {len} entries; the limit is {max}"));
+    /// Converts each element of the repeated `field` at `path` once the
+    /// field is within its limit of `max` entries; past it, the field is
+    /// named once and no element is checked, so a huge list costs one
+    /// violation, not one per element.
+    fn each<T, U>(
+        &mut self,
+        (path, field): (&str, &str),
+        items: &[T],
+        max: usize,
+        mut convert: impl FnMut(&mut Self, &str, &T) -> Option<U>,
+    ) -> Vec<U> {
+        if items.len() > max {
+            self.add(
+                join(path, field),
+                format!("has {} entries; the limit is {max}", items.len()),
+            );
+            return Vec::new();
         }
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| convert(self, &element(path, field, i), item))
+            .collect()
     }
 
     /// Takes in the violations of an error that names its fields.
     fn absorb(&mut self, error: Error) {
         match error {
-            Error::InvalidArgument(violations) => self.found.extend(violations),
+            Error::InvalidArgument(violations) => {
+                for violation in violations {
+                    self.add(violation.field, violation.description);
+                }
+            }
             other => self.add("", other.to_string()),
         }
     }
 
-    /// The value if no violation was recorded, else `INVALID_ARGUMENT`.
-    pub(crate) fn finish<T>(self, value: Option<T>) -> Result<T> {
+    /// The value if no violation was recorded, else `INVALID_ARGUMENT`
+    /// listing at most `MAX_LISTED_VIOLATIONS`, then how many more.
+    pub(crate) fn finish<T>(mut self, value: Option<T>) -> Result<T> {
+        if self.unlisted > 0 {
+            self.found.push(FieldViolation {
+                field: String::new(),
+                description: format!("{} more violations are not listed", self.unlisted),
+            });
+        }
         match value {
             Some(value) if self.found.is_empty() => Ok(value),
             _ if !self.found.is_empty() => Err(Error::InvalidArgument(self.found)),

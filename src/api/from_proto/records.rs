@@ -4,7 +4,7 @@
 use ulid::Ulid;
 
 use super::scalars::{bounded_money, quantity, required_period, source, trade_keys};
-use super::{MAX_BATCH, Violations, Write, element, join, request_key};
+use super::{MAX_BATCH, Violations, Write, join, request_key};
 use crate::domain::TradeRecord;
 use crate::error::Result;
 use crate::pb;
@@ -82,31 +82,23 @@ pub(crate) fn batch_create_trade_records(
         requests,
         request_id: _,
     } = &request;
-    if requests.is_empty() || requests.len() > MAX_BATCH {
-        v.add(
-            "requests",
-            format!("has {} entries; send 1 to {MAX_BATCH}", requests.len()),
-        );
+    if requests.is_empty() {
+        v.add("requests", format!("has no entries; send 1 to {MAX_BATCH}"));
     }
-    let records: Vec<_> = requests
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            let pb::CreateTradeRecordRequest {
-                trade_record,
-                request_id,
-            } = entry;
-            let path = element("", "requests", i);
-            if !request_id.is_empty() {
-                v.add(
-                    join(&path, "request_id"),
-                    "set request_id on the batch, not on its entries",
-                );
-            }
-            self::trade_record(&mut v, &join(&path, "trade_record"), trade_record.as_ref())
-        })
-        .collect();
-    let records = v.finish(records.into_iter().collect::<Option<Vec<_>>>())?;
+    let records = v.each(("", "requests"), requests, MAX_BATCH, |v, path, entry| {
+        let pb::CreateTradeRecordRequest {
+            trade_record,
+            request_id,
+        } = entry;
+        if !request_id.is_empty() {
+            v.add(
+                join(path, "request_id"),
+                "set request_id on the batch, not on its entries",
+            );
+        }
+        self::trade_record(v, &join(path, "trade_record"), trade_record.as_ref())
+    });
+    let records = v.finish(Some(records))?;
     Ok(Write {
         value: records,
         request: key,

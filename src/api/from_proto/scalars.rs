@@ -11,6 +11,7 @@ use super::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use super::{MAX_NAME_LEN, MAX_QUOTE_LEN, MAX_REQUEST_ID_LEN, MAX_URL_LEN, Violations, join};
 use crate::domain::money::MoneyError;
 use crate::domain::period::PeriodError;
+use crate::domain::quote;
 use crate::domain::{
     Bound, BoundedMoney, Calendar, CalendarPart, CountryCode, DateRange, HsCode, Money, Period,
     Person, Quantity, Source,
@@ -25,7 +26,7 @@ pub(super) fn id(field: &str, value: &str) -> Result<Ulid> {
         return Err(Error::invalid(field, "is required"));
     }
     Ulid::from_string(value)
-        .map_err(|_| Error::invalid(field, format!("{value:?} is not a valid id")))
+        .map_err(|_| Error::invalid(field, format!("{} is not a valid id", quote(value))))
 }
 
 /// An optional request id; empty means none.
@@ -33,11 +34,8 @@ pub(super) fn request_id(v: &mut Violations, field: &str, value: &str) -> Option
     if value.is_empty() {
         return None;
     }
-    v.text(field, value, MAX_REQUEST_ID_LEN, false);
-    if value.chars().any(char::is_control) {
-        v.add(field, "must not contain control characters");
-    }
-    Some(value.to_owned())
+    // One line, no control characters: it may be logged.
+    Some(v.text(field, value, MAX_REQUEST_ID_LEN, false))
 }
 
 /// A page size: 0 means the default, and large ones are capped (AIP-158).
@@ -302,7 +300,7 @@ pub(super) fn source(v: &mut Violations, path: &str, value: Option<&pb::Source>)
             .as_ref()
             .map(|p| person(v, &join(path, "speaker"), p)),
         url,
-        quote: v.text(&join(path, "quote"), quote, MAX_QUOTE_LEN, false),
+        quote: v.long_text(&join(path, "quote"), quote, MAX_QUOTE_LEN),
         published_date: optional_date(v, &join(path, "published_date"), published_date.as_ref()),
     })
 }

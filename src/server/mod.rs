@@ -20,7 +20,18 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+
+mod accept;
+mod auth;
+mod limits;
+mod security_log;
+mod tls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
 
 use crate::api::announcement::AnnouncementApi;
 use crate::api::export_report::ExportReportApi;
@@ -33,6 +44,49 @@ use crate::pb::announcement_service_server::AnnouncementServiceServer;
 use crate::pb::export_report_service_server::ExportReportServiceServer;
 use crate::pb::trade_service_server::TradeServiceServer;
 use crate::store::{Counts, Recovery, Store, StoreConfig};
+use accept::{AcceptConfig, accepted_connections};
+use auth::{AuthLayer, Tokens};
+pub use auth::{Scope, create_token, parse_scopes};
+use limits::{DeadlineLayer, Deadlines, InFlight, InFlightLayer, RequestBodies, RequestBodyLayer};
+use security_log::SecurityLog;
+use tls::TlsAcceptorHandle;
+pub use tls::TlsFiles;
+
+/// Limits that keep one client from exhausting the server; each has a flag.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most connections at once; more are closed at once.
+    pub max_connections: usize,
+    /// Time a new connection has for its TLS handshake and HTTP/2 preface.
+    pub handshake_timeout: Duration,
+    /// Most concurrent streams (calls) per connection, advertised to the
+    /// client as SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub max_concurrent_streams: u32,
+    /// Time a request has to arrive whole (its headers and its message).
+    pub receive_timeout: Duration,
+    /// Largest request message, in bytes; larger is `RESOURCE_EXHAUSTED`.
+    /// At most 4 MiB, tonic's decoding limit.
+    pub max_message_bytes: usize,
+    /// Most calls being answered at once, over all connections; more are
+    /// shed with `RESOURCE_EXHAUSTED`.
+    pub max_in_flight: usize,
+    /// Deadline of unary calls that send no `grpc-timeout`.
+    pub unary_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            max_concurrent_streams: 256,
+            receive_timeout: Duration::from_secs(10),
+            max_message_bytes: 4 * 1024 * 1024,
+            max_in_flight: 1024,
+            unary_deadline: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Everything `serve` needs to know.
 #[derive(Debug, Clone)]
@@ -52,6 +106,14 @@ pub struct Config {
     /// Idle time before the kernel probes a connection (TCP keepalive);
     /// `None` leaves it off.
     pub tcp_keepalive: Option<Duration>,
+    /// Limits per connection, per call and overall.
+    pub limits: Limits,
+    /// Serve TLS from these files; `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
+    /// The tokens file; `None` turns authentication off.
+    pub auth_tokens: Option<PathBuf>,
+    /// With tokens, let calls without a token read.
+    pub allow_anonymous_read: bool,
 }
 
 impl Default for Config {
@@ -64,6 +126,10 @@ impl Default for Config {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             tcp_keepalive: Some(Duration::from_secs(60)),
+            limits: Limits::default(),
+            tls: None,
+            auth_tokens: None,
+            allow_anonymous_read: false,
         }
     }
 }
@@ -167,9 +233,55 @@ impl App {
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
         let local_addr = listener.local_addr()?;
+        let limits = &self.config.limits;
+        if limits.max_message_bytes > MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "max_message_bytes {} is above tonic's decoding limit of {MAX_MESSAGE_BYTES}",
+                limits.max_message_bytes
+            )
+            .into());
+        }
+        let log = SecurityLog::default();
+        let tokens = match &self.config.auth_tokens {
+            Some(path) => Some(Tokens::load(path)?),
+            None => {
+                if !local_addr.ip().is_loopback() {
+                    tracing::warn!(%local_addr, "no --auth-tokens: any peer that reaches this address may write and publish");
+                }
+                None
+            }
+        };
+        let tls = match &self.config.tls {
+            Some(files) => Some(TlsAcceptorHandle::load(files)?),
+            None => None,
+        };
+        // The stack, outermost first: refuse unknown callers before any
+        // work, shed load, bound the request's body, then the deadline.
+        let stack = ServiceBuilder::new()
+            .layer(AuthLayer::new(
+                tokens,
+                self.config.allow_anonymous_read,
+                log.clone(),
+            ))
+            .layer(InFlightLayer::new(InFlight {
+                permits: Arc::new(Semaphore::new(limits.max_in_flight)),
+                max: limits.max_in_flight,
+                log: log.clone(),
+            }))
+            .layer(RequestBodyLayer::new(RequestBodies {
+                receive_timeout: limits.receive_timeout,
+                max_message_bytes: limits.max_message_bytes,
+                log: log.clone(),
+            }))
+            .layer(DeadlineLayer::new(Deadlines {
+                unary_default: limits.unary_deadline,
+            }))
+            .into_inner();
         let router = Server::builder()
             .http2_keepalive_interval(Some(self.config.keepalive_interval))
             .http2_keepalive_timeout(Some(self.config.keepalive_timeout))
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .layer(stack)
             // DEBUG: at INFO, formatting a span per call cost ~5% of a Get.
             .trace_fn(|request| tracing::debug_span!("rpc", method = %request.uri().path()))
             .add_service(health_service)
@@ -190,22 +302,35 @@ impl App {
             })
         };
 
-        tracing::info!(%local_addr, "serving tradewire.v1");
+        let reloader = tls.clone().map(reload_on_sighup);
+        let accept = AcceptConfig {
+            max_connections: limits.max_connections,
+            handshake_timeout: limits.handshake_timeout,
+            tcp_keepalive: self.config.tcp_keepalive,
+            tls,
+        };
+        tracing::info!(%local_addr, tls = accept.tls.is_some(), "serving tradewire.v1");
         let server = router.serve_with_incoming_shutdown(
-            accepted_connections(listener, &self.config),
+            accepted_connections(listener, accept, log),
             self.stopping.clone().cancelled_owned(),
         );
         tokio::pin!(server);
 
+        let stop_watchers = || {
+            fence_watch.abort();
+            if let Some(reloader) = &reloader {
+                reloader.abort();
+            }
+        };
         tokio::select! {
             result = &mut server => {
-                fence_watch.abort();
+                stop_watchers();
                 return result.map_err(Into::into);
             }
             () = shutdown => {}
         }
         tracing::info!("shutting down");
-        fence_watch.abort();
+        stop_watchers();
         set_not_serving(&health).await;
         self.stopping.cancel();
         match tokio::time::timeout(self.config.shutdown_grace, server).await {
@@ -242,15 +367,27 @@ async fn set_not_serving(health: &tonic_health::server::HealthReporter) {
     set_services(health, status).await;
 }
 
-/// The connections `listener` accepts, each with TCP_NODELAY and TCP
-/// keepalive set. `Server::tcp_nodelay` applies only to addresses tonic
-/// binds itself, not to an incoming stream; without NODELAY a unary reply's
-/// trailers wait for the client's delayed ACK, about 40 ms a call for every
-/// client that does not pipeline as tonic does.
-pub(crate) fn accepted_connections(listener: TcpListener, config: &Config) -> TcpIncoming {
-    TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(config.tcp_keepalive)
+/// tonic's default limit on a decoded message.
+const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reloads the TLS files on every SIGHUP; a reload that fails keeps the
+/// certificate in use and says why.
+fn reload_on_sighup(tls: TlsAcceptorHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; TLS certificates will not reload");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(error) => {
+                    tracing::error!(%error, "SIGHUP: TLS reload failed; the old certificate stays")
+                }
+            }
+        }
+    })
 }
 
 /// A reflection builder that knows every served service, both reflection
@@ -275,44 +412,4 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     App::open(config).await?.serve(listener, shutdown).await
-}
-
-#[cfg(test)]
-mod tests {
-    use tokio_stream::StreamExt;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn accepted_connections_have_nodelay_and_keepalive() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut incoming = accepted_connections(listener, &Config::default());
-        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let accepted = incoming.next().await.unwrap().unwrap();
-        assert_eq!(accepted.peer_addr().unwrap(), client.local_addr().unwrap());
-        assert!(
-            accepted.nodelay().unwrap(),
-            "TCP_NODELAY on the accepted socket"
-        );
-        assert!(
-            socket2::SockRef::from(&accepted).keepalive().unwrap(),
-            "SO_KEEPALIVE on the accepted socket"
-        );
-    }
-
-    #[tokio::test]
-    async fn tcp_keepalive_can_be_turned_off() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let config = Config {
-            tcp_keepalive: None,
-            ..Config::default()
-        };
-        let mut incoming = accepted_connections(listener, &config);
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let accepted = incoming.next().await.unwrap().unwrap();
-        assert!(accepted.nodelay().unwrap());
-        assert!(!socket2::SockRef::from(&accepted).keepalive().unwrap());
-    }
 }

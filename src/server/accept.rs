@@ -1,0 +1,351 @@
+//! The accept path: every connection tonic serves comes through here.
+//!
+//! - TCP_NODELAY and TCP keepalive on every socket (without NODELAY a
+//!   unary reply's trailers wait for the client's delayed ACK, ~40 ms).
+//! - At most `max_connections` at once; past it a new connection is closed
+//!   at once instead of queueing.
+//! - A connection must finish its TLS handshake (when TLS is on) and send
+//!   the HTTP/2 client preface within `handshake_timeout`, or it is
+//!   closed: idle and half-open sockets cannot pile up.
+//! - Handshakes run on their own tasks, so a slow client never holds up
+//!   the accept loop.
+//! - When the process is out of file descriptors (EMFILE, ENFILE), the loop
+//!   backs off and logs instead of spinning on the error.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
+
+use super::security_log::SecurityLog;
+use super::tls::TlsAcceptorHandle;
+use crate::api::caller::Peer;
+
+/// The first bytes of every HTTP/2 connection (RFC 9113, section 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Accept-loop backoff bounds when the process is out of descriptors.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How the accept path treats connections.
+#[derive(Debug, Clone)]
+pub(crate) struct AcceptConfig {
+    pub(crate) max_connections: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) tcp_keepalive: Option<Duration>,
+    pub(crate) tls: Option<TlsAcceptorHandle>,
+}
+
+/// Anything a connection can be read from and written to.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// An accepted connection that passed its handshake: the preface already
+/// read is replayed to tonic first. It holds a connection slot until
+/// dropped.
+pub(crate) struct Connection {
+    preface: Bytes,
+    io: Pin<Box<dyn Io>>,
+    info: Peer,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connected for Connection {
+    type ConnectInfo = Peer;
+
+    fn connect_info(&self) -> Peer {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.preface.has_remaining() {
+            let n = self.preface.len().min(buf.remaining());
+            buf.put_slice(&self.preface[..n]);
+            self.preface.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        self.io.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.io.as_mut().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io.as_mut().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.as_mut().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.as_mut().poll_shutdown(cx)
+    }
+}
+
+/// The connections `listener` accepts that pass their handshake, as the
+/// stream tonic serves. The accept loop ends when the stream is dropped.
+pub(crate) fn accepted_connections(
+    listener: TcpListener,
+    config: AcceptConfig,
+    log: SecurityLog,
+) -> ReceiverStream<io::Result<Connection>> {
+    // A small queue: handshakes that finish while tonic is busy wait here.
+    let (ready, incoming) = mpsc::channel(64);
+    tokio::spawn(accept_loop(listener, config, log, ready));
+    ReceiverStream::new(incoming)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    config: AcceptConfig,
+    log: SecurityLog,
+    ready: mpsc::Sender<io::Result<Connection>>,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let ids = AtomicU64::new(0);
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = ready.closed() => return,
+        };
+        let (socket, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = MIN_BACKOFF;
+                accepted
+            }
+            Err(error) => {
+                if is_out_of_descriptors(&error) {
+                    log.event("out_of_file_descriptors", None, &error.to_string());
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                } else {
+                    // Per-connection errors (a reset before accept): go on.
+                    tracing::debug!(%error, "accept failed");
+                }
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            log.event(
+                "connection_refused",
+                Some(peer),
+                &format!(
+                    "the server holds its maximum of {} connections",
+                    config.max_connections
+                ),
+            );
+            drop(socket);
+            continue;
+        };
+        let info = Peer {
+            id: ids.fetch_add(1, Ordering::Relaxed),
+            addr: peer,
+        };
+        let config = config.clone();
+        let log = log.clone();
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let handshake = handshake(socket, &config, info.clone(), slot);
+            match tokio::time::timeout(config.handshake_timeout, handshake).await {
+                Ok(Ok(connection)) => {
+                    let _ = ready.send(Ok(connection)).await;
+                }
+                Ok(Err(error)) => {
+                    log.event("handshake_failed", Some(info.addr), &error.to_string());
+                }
+                Err(_) => {
+                    log.event(
+                        "handshake_timeout",
+                        Some(info.addr),
+                        &format!(
+                            "no TLS handshake and HTTP/2 preface within {:?}; closed",
+                            config.handshake_timeout
+                        ),
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// Socket options, the TLS handshake when configured, then the HTTP/2
+/// preface, read and checked.
+async fn handshake(
+    socket: TcpStream,
+    config: &AcceptConfig,
+    info: Peer,
+    slot: OwnedSemaphorePermit,
+) -> io::Result<Connection> {
+    set_socket_options(&socket, config.tcp_keepalive)?;
+    let mut io: Pin<Box<dyn Io>> = match &config.tls {
+        None => Box::pin(socket),
+        Some(tls) => Box::pin(tls.acceptor().accept(socket).await?),
+    };
+    let mut preface = [0u8; PREFACE.len()];
+    io.read_exact(&mut preface).await?;
+    if &preface != PREFACE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an HTTP/2 connection (gRPC needs HTTP/2)",
+        ));
+    }
+    Ok(Connection {
+        preface: Bytes::from_static(PREFACE),
+        io,
+        info,
+        _slot: slot,
+    })
+}
+
+/// TCP_NODELAY always; TCP keepalive after `keepalive` idle, if set.
+fn set_socket_options(socket: &TcpStream, keepalive: Option<Duration>) -> io::Result<()> {
+    socket.set_nodelay(true)?;
+    if let Some(idle) = keepalive {
+        let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+        socket2::SockRef::from(socket).set_tcp_keepalive(&keepalive)?;
+    }
+    Ok(())
+}
+
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    // EMFILE (24): this process; ENFILE (23): the whole system.
+    matches!(error.raw_os_error(), Some(23 | 24))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tokio::io::AsyncWriteExt;
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    fn config(max_connections: usize) -> AcceptConfig {
+        AcceptConfig {
+            max_connections,
+            handshake_timeout: Duration::from_secs(5),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            tls: None,
+        }
+    }
+
+    async fn listen(config: AcceptConfig) -> (SocketAddr, ReceiverStream<io::Result<Connection>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (
+            addr,
+            accepted_connections(listener, config, SecurityLog::default()),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_the_preface_is_served_and_the_preface_replayed() {
+        let (addr, mut incoming) = listen(config(4)).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(PREFACE).await.unwrap();
+        client.write_all(b"more").await.unwrap();
+        let mut accepted = incoming.next().await.unwrap().unwrap();
+        assert_eq!(accepted.info.addr, client.local_addr().unwrap());
+        let mut read = vec![0u8; PREFACE.len() + 4];
+        accepted.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read[..PREFACE.len()], PREFACE);
+        assert_eq!(&read[PREFACE.len()..], b"more");
+    }
+
+    #[tokio::test]
+    async fn accepted_sockets_get_nodelay_and_keepalive_or_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for keepalive in [Some(Duration::from_secs(60)), None] {
+            let _client = TcpStream::connect(addr).await.unwrap();
+            let (socket, _) = listener.accept().await.unwrap();
+            assert!(!socket.nodelay().unwrap());
+            set_socket_options(&socket, keepalive).unwrap();
+            assert!(socket.nodelay().unwrap(), "TCP_NODELAY");
+            assert_eq!(
+                socket2::SockRef::from(&socket).keepalive().unwrap(),
+                keepalive.is_some(),
+                "SO_KEEPALIVE"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_without_the_preface_is_closed_after_the_timeout() {
+        let (addr, mut incoming) = listen(AcceptConfig {
+            handshake_timeout: Duration::from_millis(200),
+            ..config(4)
+        })
+        .await;
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        let mut partial = TcpStream::connect(addr).await.unwrap();
+        partial.write_all(&PREFACE[..10]).await.unwrap();
+        for socket in [&mut idle, &mut partial] {
+            let mut buf = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+                .await
+                .expect("the server closes the connection");
+            assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
+        }
+        // A well-behaved client still gets through.
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(PREFACE).await.unwrap();
+        assert!(incoming.next().await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_maximum_are_closed_at_once_until_one_leaves() {
+        let (addr, mut incoming) = listen(config(2)).await;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            client.write_all(PREFACE).await.unwrap();
+            held.push((client, incoming.next().await.unwrap().unwrap()));
+        }
+        let mut refused = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), refused.read(&mut buf))
+            .await
+            .expect("refused at once, not after a timeout");
+        assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
+        drop(held.pop());
+        // The slot is free again once the connection is gone.
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(PREFACE).await.unwrap();
+        assert!(incoming.next().await.unwrap().is_ok());
+    }
+}

@@ -1,0 +1,422 @@
+//! Per-call limits, as tower layers (the stack's order is in `server`):
+//!
+//! - `InFlightLayer`: at most `max_in_flight` calls are being answered at
+//!   once across all connections; past it a call gets `RESOURCE_EXHAUSTED`
+//!   at once instead of queueing (load shedding). A stream counts until
+//!   its response starts.
+//! - `DeadlineLayer`: a call's `grpc-timeout` is honoured. A unary call
+//!   without one gets the server's default. A unary call past its deadline
+//!   answers `DEADLINE_EXCEEDED`; a stream past its deadline ends with
+//!   `DEADLINE_EXCEEDED` in its trailers.
+//! - `RequestBodyLayer`: every tradewire request is one message, so its body
+//!   must arrive whole within `receive_timeout` and be at most one message
+//!   of `max_message_bytes`; a body that trickles or floods is cut off
+//!   (`DEADLINE_EXCEEDED` / `RESOURCE_EXHAUSTED`). Reflection, whose
+//!   requests are a client stream, is exempt. tonic's own "decoded message
+//!   length too large" (`OUT_OF_RANGE`) is answered as
+//!   `RESOURCE_EXHAUSTED`, the code the gRPC spec gives it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::Frame;
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::codegen::{BoxFuture, Service, http};
+use tower::Layer;
+
+use super::security_log::SecurityLog;
+use crate::api::caller::Peer;
+
+/// Whether the method at `path` answers with a stream.
+fn is_streaming(path: &str) -> bool {
+    let method = path.rsplit('/').next().unwrap_or("");
+    method.starts_with("Subscribe")
+        || method.starts_with("Watch")
+        || path.starts_with("/grpc.reflection.")
+}
+
+fn peer<B>(request: &http::Request<B>) -> Option<std::net::SocketAddr> {
+    request.extensions().get::<Peer>().map(|c| c.addr)
+}
+
+/// Declares a layer `$layer` holding `$config`, and its service `$service`.
+macro_rules! layer {
+    ($(#[$doc:meta])* $layer:ident, $service:ident, $config:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub(crate) struct $layer(Arc<$config>);
+
+        impl $layer {
+            pub(crate) fn new(config: $config) -> Self {
+                $layer(Arc::new(config))
+            }
+        }
+
+        impl<S> Layer<S> for $layer {
+            type Service = $service<S>;
+
+            fn layer(&self, inner: S) -> $service<S> {
+                $service {
+                    inner,
+                    config: Arc::clone(&self.0),
+                }
+            }
+        }
+
+        /// The layer's service around `S`.
+        #[derive(Debug, Clone)]
+        pub(crate) struct $service<S> {
+            inner: S,
+            config: Arc<$config>,
+        }
+    };
+}
+
+// ---- in-flight calls ----
+
+/// The shared count of calls in flight.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) max: usize,
+    pub(crate) log: SecurityLog,
+}
+
+layer!(
+    /// Sheds calls past the in-flight limit.
+    InFlightLayer,
+    InFlightLimit,
+    InFlight
+);
+
+impl<S> Service<http::Request<Body>> for InFlightLimit<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let Ok(permit) = Arc::clone(&self.config.permits).try_acquire_owned() else {
+            let message = format!(
+                "the server is answering its maximum of {} calls; retry with backoff",
+                self.config.max
+            );
+            self.config
+                .log
+                .event("overloaded", peer(&request), &message);
+            return Box::pin(std::future::ready(Ok(
+                Status::resource_exhausted(message).into_http()
+            )));
+        };
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await;
+            drop(permit);
+            response
+        })
+    }
+}
+
+// ---- deadlines ----
+
+/// Deadline settings.
+#[derive(Debug)]
+pub(crate) struct Deadlines {
+    /// For unary calls that carry no `grpc-timeout`.
+    pub(crate) unary_default: Duration,
+}
+
+layer!(
+    /// Ends calls at their deadline.
+    DeadlineLayer,
+    Deadline,
+    Deadlines
+);
+
+/// `grpc-timeout`: digits, then a unit (H, M, S, m, u, n).
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn deadline_exceeded(after: Duration) -> Status {
+    Status::deadline_exceeded(format!("the call's deadline of {after:?} passed"))
+}
+
+impl<S> Service<http::Request<Body>> for Deadline<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let streaming = is_streaming(request.uri().path());
+        let timeout = match grpc_timeout(request.headers()) {
+            Some(timeout) => Some(timeout),
+            None if streaming => None,
+            None => Some(self.config.unary_default),
+        };
+        let answer = self.inner.call(request);
+        let Some(timeout) = timeout else {
+            return Box::pin(answer);
+        };
+        let deadline = Instant::now() + timeout;
+        Box::pin(async move {
+            match tokio::time::timeout_at(deadline, answer).await {
+                Err(_) => Ok(deadline_exceeded(timeout).into_http()),
+                Ok(Err(error)) => Err(error),
+                Ok(Ok(response)) => Ok(response.map(|body| {
+                    Body::new(DeadlineBody {
+                        inner: body,
+                        expires: Box::pin(tokio::time::sleep_until(deadline)),
+                        timeout,
+                        ended: false,
+                    })
+                })),
+            }
+        })
+    }
+}
+
+/// A response body that ends with `DEADLINE_EXCEEDED` trailers at its
+/// deadline, unless it ends first.
+struct DeadlineBody {
+    inner: Body,
+    expires: Pin<Box<Sleep>>,
+    timeout: Duration,
+    ended: bool,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            if frame.is_none() {
+                self.ended = true;
+            }
+            return Poll::Ready(frame);
+        }
+        ready!(self.expires.as_mut().poll(cx));
+        self.ended = true;
+        let mut trailers = http::HeaderMap::new();
+        // Status::add_header writes grpc-status and grpc-message.
+        let _ = deadline_exceeded(self.timeout).add_header(&mut trailers);
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+}
+
+// ---- request bodies ----
+
+/// Request body settings.
+#[derive(Debug)]
+pub(crate) struct RequestBodies {
+    pub(crate) receive_timeout: Duration,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) log: SecurityLog,
+}
+
+layer!(
+    /// Bounds each request body in time and size.
+    RequestBodyLayer,
+    RequestBodyLimit,
+    RequestBodies
+);
+
+/// tonic's status for a message over the decoding limit.
+const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
+
+impl<S> Service<http::Request<Body>> for RequestBodyLimit<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let request = if request.uri().path().starts_with("/grpc.reflection.") {
+            request
+        } else {
+            let config = Arc::clone(&self.config);
+            let peer = peer(&request);
+            request.map(|body| {
+                Body::new(LimitedBody {
+                    inner: body,
+                    // One message: its 5-byte gRPC prefix and the message.
+                    remaining: config.max_message_bytes + 5,
+                    expires: Box::pin(tokio::time::sleep(config.receive_timeout)),
+                    config,
+                    peer,
+                })
+            })
+        };
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            let headers = response.headers_mut();
+            let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+                && headers
+                    .get("grpc-message")
+                    .and_then(|m| m.to_str().ok())
+                    .is_some_and(|m| m.starts_with(TONIC_TOO_LARGE));
+            if too_large {
+                headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// A request body cut off when it is late or larger than one message.
+struct LimitedBody {
+    inner: Body,
+    remaining: usize,
+    expires: Pin<Box<Sleep>>,
+    config: Arc<RequestBodies>,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl http_body::Body for LimitedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, |d| d.len());
+                if len > self.remaining {
+                    let message = format!(
+                        "the request is larger than one message of at most {} bytes",
+                        self.config.max_message_bytes
+                    );
+                    self.config
+                        .log
+                        .event("request_too_large", self.peer, &message);
+                    return Poll::Ready(Some(Err(Status::resource_exhausted(message))));
+                }
+                self.remaining -= len;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(other) => Poll::Ready(other),
+            Poll::Pending => {
+                ready!(self.expires.as_mut().poll(cx));
+                let message = format!(
+                    "the request did not arrive whole within {:?}",
+                    self.config.receive_timeout
+                );
+                self.config
+                    .log
+                    .event("request_timeout", self.peer, &message);
+                Poll::Ready(Some(Err(Status::deadline_exceeded(message))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-timeout", value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn grpc_timeout_reads_every_unit_and_refuses_the_rest() {
+        assert_eq!(grpc_timeout(&headers("2S")), Some(Duration::from_secs(2)));
+        assert_eq!(
+            grpc_timeout(&headers("1H")),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(grpc_timeout(&headers("3M")), Some(Duration::from_secs(180)));
+        assert_eq!(
+            grpc_timeout(&headers("250m")),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(grpc_timeout(&headers("7u")), Some(Duration::from_micros(7)));
+        assert_eq!(grpc_timeout(&headers("9n")), Some(Duration::from_nanos(9)));
+        for bad in ["", "S", "1x", "123456789S", "-1S", "1.5S"] {
+            assert_eq!(grpc_timeout(&headers(bad)), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn streams_are_told_from_unary_calls_by_path() {
+        assert!(is_streaming(
+            "/tradewire.v1.ExportReportService/SubscribeExportReports"
+        ));
+        assert!(is_streaming(
+            "/tradewire.v1.AnnouncementService/WatchAnnouncements"
+        ));
+        assert!(is_streaming("/grpc.health.v1.Health/Watch"));
+        assert!(is_streaming(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(!is_streaming("/tradewire.v1.TradeService/GetTradeRecord"));
+        assert!(!is_streaming("/grpc.health.v1.Health/Check"));
+    }
+}
