@@ -61,9 +61,14 @@ impl AnnouncementService for AnnouncementApi {
         request: Request<pb::ListAnnouncementsRequest>,
     ) -> Result<Response<pb::ListAnnouncementsResponse>, Status> {
         let query = from_proto::list(request.into_inner(), from_proto::announcement_filter)?;
-        let page = self
-            .store
-            .list_announcements(&query.filter, query.after, query.limit);
+        // Text filters read whole bodies: the scan runs on the blocking
+        // pool, never on an async worker that other calls are waiting on.
+        let store = self.store.clone();
+        let (filter, after, limit) = (query.filter, query.after, query.limit);
+        let page =
+            tokio::task::spawn_blocking(move || store.list_announcements(&filter, after, limit))
+                .await
+                .map_err(|e| Status::internal(format!("the list scan failed: {e}")))?;
         Ok(Response::new(pb::ListAnnouncementsResponse {
             announcements: page
                 .items

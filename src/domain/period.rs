@@ -238,3 +238,61 @@ mod tests {
         assert!(Period::from_calendar(Calendar::Gregorian, 9999, CalendarPart::Year).is_ok());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use chrono::Datelike;
+    use icu_calendar::Date;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn solar_hijri(date: NaiveDate) -> (i32, u8, u8) {
+        let persian = Date::try_new_iso(date.year(), date.month() as u8, date.day() as u8)
+            .unwrap()
+            .to_calendar(icu_calendar::cal::Persian);
+        (
+            persian.year().extended_year(),
+            persian.month().ordinal,
+            persian.day_of_month().0,
+        )
+    }
+
+    fn part(code: u8) -> (CalendarPart, u8, u8) {
+        match code {
+            0 => (CalendarPart::Year, 1, 12),
+            q @ 1..=4 => (CalendarPart::Quarter(q), 3 * q - 2, 3 * q),
+            m => (CalendarPart::Month(m - 4), m - 4, m - 4),
+        }
+    }
+
+    proptest! {
+        /// A Solar Hijri year, quarter or month, resolved to Gregorian
+        /// dates and converted back, is the same period: it starts on the
+        /// 1st of its first month, ends in its last month, and the next day
+        /// starts the following month.
+        #[test]
+        fn solar_hijri_periods_round_trip(year in 1..=3000i32, code in 0u8..=16) {
+            prop_assume!(SOLAR_HIJRI_YEARS.contains(&year));
+            let (part, first, last) = part(code);
+            let period = Period::from_calendar(Calendar::SolarHijri, year, part).unwrap();
+            prop_assert_eq!(solar_hijri(period.start()), (year, first, 1));
+            let (end_year, end_month, _) = solar_hijri(period.end());
+            prop_assert_eq!((end_year, end_month), (year, last));
+            let after = solar_hijri(period.end().succ_opt().unwrap());
+            prop_assert_eq!(after.2, 1, "the day after the end starts a month");
+            prop_assert!(period.start() <= period.end());
+        }
+
+        /// Gregorian periods cover exactly their months.
+        #[test]
+        fn gregorian_periods_cover_their_months(year in 1..=9999i32, code in 0u8..=16) {
+            prop_assume!(GREGORIAN_YEARS.contains(&year));
+            let (part, first, last) = part(code);
+            let period = Period::from_calendar(Calendar::Gregorian, year, part).unwrap();
+            prop_assert_eq!(period.start(), NaiveDate::from_ymd_opt(year, first.into(), 1).unwrap());
+            prop_assert_eq!((period.end().year(), period.end().month()), (year, u32::from(last)));
+            prop_assert_eq!(period.end().succ_opt().unwrap().day(), 1);
+        }
+    }
+}

@@ -82,7 +82,7 @@ impl Default for Limits {
             max_concurrent_streams: 256,
             receive_timeout: Duration::from_secs(10),
             max_message_bytes: 4 * 1024 * 1024,
-            max_in_flight: 1024,
+            max_in_flight: 4096,
             unary_deadline: Duration::from_secs(30),
         }
     }

@@ -26,6 +26,7 @@ mod feed;
 mod fixtures;
 mod index;
 mod journal;
+mod page;
 mod seqlog;
 mod state;
 
@@ -42,6 +43,8 @@ use committer::{Job, commit_loop};
 use draft::{Draft, Drafted};
 pub(crate) use feed::{Feed, LogFeed};
 pub use journal::{DurableConfig, FsyncPolicy, OpenError, Recovery, SyncHook};
+pub(crate) use page::Page;
+use page::{SCAN_BUDGET, page};
 pub(crate) use seqlog::Evicted;
 use seqlog::keys_after;
 use state::{Command, Outcome, Published, State};
@@ -87,14 +90,6 @@ pub struct Counts {
     pub announcements: usize,
     /// Export reports retained.
     pub export_reports: usize,
-}
-
-/// One page of a list, and whether more items match after it.
-#[derive(Debug)]
-pub(crate) struct Page<T, K> {
-    pub items: Vec<Arc<T>>,
-    /// The cursor to continue from, when more items match.
-    pub next: Option<K>,
 }
 
 /// The state and the broadcast channels, shared with the committer.
@@ -301,10 +296,9 @@ impl Store {
         let state = self.read();
         let candidates = state.record_index.candidates(filter);
         let keys = candidates.after(after, keys_after(&state.records, after));
-        let matching = keys
-            .filter_map(|k| state.records.get(&k))
-            .filter(|r| filter.matches(r.as_ref()));
-        page(matching, limit, |r| r.id)
+        page(keys, limit, SCAN_BUDGET, |k| {
+            state.records.get(&k).filter(|r| filter.matches(r.as_ref()))
+        })
     }
 
     pub(crate) async fn delete_trade_record(&self, id: Ulid) -> Result<()> {
@@ -345,10 +339,9 @@ impl Store {
         let state = self.read();
         let candidates = state.announcement_index.candidates(filter);
         let keys = candidates.after(after, keys_after(&state.announcements, after));
-        let matching = keys
-            .filter_map(|k| state.announcements.get(&k))
-            .filter(|a| filter.matches(a));
-        page(matching, limit, |a| a.id)
+        page(keys, limit, SCAN_BUDGET, |k| {
+            state.announcements.get(&k).filter(|a| filter.matches(a))
+        })
     }
 
     pub(crate) async fn delete_announcement(&self, id: Ulid) -> Result<()> {
@@ -392,10 +385,12 @@ impl Store {
         let state = self.read();
         let candidates = state.report_index.candidates(filter);
         let keys = candidates.after(after, keys_after(state.reports.items_by_sequence(), after));
-        let matching = keys
-            .filter_map(|seq| state.reports.get(seq))
-            .filter(|r| filter.matches(r.as_ref()));
-        page(matching, limit, |r| r.sequence)
+        page(keys, limit, SCAN_BUDGET, |seq| {
+            state
+                .reports
+                .get(seq)
+                .filter(|r| filter.matches(r.as_ref()))
+        })
     }
 
     // ---- demo marker ----
@@ -442,18 +437,4 @@ impl Store {
 
 fn unexpected(outcome: Outcome) -> Error {
     Error::Internal(format!("unexpected outcome {outcome:?}"))
-}
-
-/// Takes up to `limit` items and notes whether another one follows.
-fn page<'a, T: 'a, K>(
-    mut matching: impl Iterator<Item = &'a Arc<T>>,
-    limit: usize,
-    key: impl Fn(&T) -> K,
-) -> Page<T, K> {
-    let items: Vec<Arc<T>> = matching.by_ref().take(limit).cloned().collect();
-    let next = match (items.last(), matching.next()) {
-        (Some(last), Some(_)) => Some(key(last)),
-        _ => None,
-    };
-    Page { items, next }
 }

@@ -2,13 +2,12 @@
 //! moment, restart; every acknowledged write is back and nothing is
 //! half-present. Several rounds, each bounded in time and count.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::binary::ServerProcess;
 use crate::common::*;
 use rand::Rng;
 use tonic::transport::{Channel, Endpoint};
@@ -20,64 +19,16 @@ const ROUND_LIMIT: Duration = Duration::from_secs(60);
 const WRITERS: usize = 8;
 const BATCH: usize = 4;
 
-/// The server process; killed if a failing test unwinds past it.
-struct Server(Child);
-
-impl Server {
-    fn kill(&mut self) {
-        self.0.kill().expect("SIGKILL tradewire");
-        self.0.wait().expect("reap tradewire");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the binary on 127.0.0.1:0 and reads the bound address from its
-/// JSON log.
-fn start(dir: &Path, fsync: &str) -> (Server, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tradewire"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--fsync",
-            fsync,
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn tradewire");
-    let stdout = child.stdout.take().expect("stdout");
-    let child = Server(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("tradewire exited before serving")
-            .expect("read log");
-        let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-        let fields = &entry["fields"];
-        if fields["message"] == "serving tradewire.v1" {
-            break fields["local_addr"]
-                .as_str()
-                .expect("local_addr")
-                .parse()
-                .expect("socket address");
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+/// Starts the binary on `dir` with `fsync`.
+fn start(dir: &Path, fsync: &str) -> (ServerProcess, SocketAddr) {
+    let server = ServerProcess::start(&[
+        "--fsync".as_ref(),
+        fsync.as_ref(),
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+    ]);
+    let addr = server.addr;
+    (server, addr)
 }
 
 async fn connect(addr: SocketAddr) -> Channel {

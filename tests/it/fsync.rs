@@ -30,7 +30,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// Steers the log's fsync (or the snapshot): while armed, each one
 /// announces itself on `entered` and then waits for the test's verdict
 /// (`Ok` to go on, `Err` to fail as the disk would).
-struct SyncGate {
+pub(crate) struct SyncGate {
     armed: Arc<AtomicBool>,
     calls: Arc<AtomicUsize>,
     entered: mpsc::Receiver<()>,
@@ -38,7 +38,7 @@ struct SyncGate {
 }
 
 impl SyncGate {
-    fn install(config: &mut Config) -> SyncGate {
+    pub(crate) fn install(config: &mut Config) -> SyncGate {
         let (gate, hook) = SyncGate::new();
         config.store.durable.as_mut().unwrap().sync_hook = Some(hook);
         gate
@@ -82,15 +82,20 @@ impl SyncGate {
         (gate, SyncHook(Arc::new(hook)))
     }
 
-    fn arm(&self) {
+    pub(crate) fn arm(&self) {
         self.armed.store(true, Ordering::SeqCst);
     }
 
     /// Blocks until an armed sync has started (and is waiting).
-    fn wait_entered(&self) {
+    pub(crate) fn wait_entered(&self) {
         self.entered
             .recv_timeout(PATIENCE)
             .expect("an fsync started");
+    }
+
+    /// Lets the waiting sync go on.
+    pub(crate) fn release(&self) {
+        self.verdict.send(Ok(())).unwrap();
     }
 
     fn calls(&self) -> usize {

@@ -216,3 +216,101 @@ fn request_key<M: prost::Message>(
         fingerprint: super::fingerprint(message),
     })
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::pb;
+
+    fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,8}",
+            "[A-Z]{3}",
+            "[0-9]{2,6}",
+            proptest::collection::vec(any::<char>(), 0..400)
+                .prop_map(|chars| chars.into_iter().collect()),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the strings, a trade record converts or is refused
+        /// with a small error: at most 20 violations and a count, each
+        /// naming a field of the request, each description short.
+        #[test]
+        fn validation_never_panics_and_errors_stay_small(
+            exporter in any_text(),
+            importer in any_text(),
+            hs_code in any_text(),
+            commodity in any_text(),
+            currency in any_text(),
+            organization in any_text(),
+            url in any_text(),
+            units in any::<i64>(),
+            nanos in any::<i32>(),
+            year in any::<i32>(),
+        ) {
+            let record = pb::TradeRecord {
+                exporter,
+                importer,
+                hs_code,
+                commodity,
+                period: Some(pb::Period {
+                    spec: Some(pb::period::Spec::CalendarPeriod(pb::CalendarPeriod {
+                        calendar: pb::Calendar::SolarHijri.into(),
+                        year,
+                        part: None,
+                    })),
+                    ..Default::default()
+                }),
+                value: Some(pb::BoundedMoney {
+                    value: Some(pb::Money { currency_code: currency, units, nanos }),
+                    bound: 0,
+                }),
+                source: Some(pb::Source { organization, url, ..Default::default() }),
+                ..Default::default()
+            };
+            let request = pb::CreateTradeRecordRequest {
+                trade_record: Some(record),
+                request_id: String::new(),
+            };
+            match create_trade_record(request) {
+                Ok(write) => prop_assert_eq!(write.value.len(), 1),
+                Err(Error::InvalidArgument(violations)) => {
+                    prop_assert!(!violations.is_empty());
+                    prop_assert!(violations.len() <= MAX_LISTED_VIOLATIONS + 1);
+                    for v in &violations {
+                        prop_assert!(v.field.starts_with("trade_record"), "{}", v.field);
+                        prop_assert!(v.description.len() < 300, "{}", v.description);
+                    }
+                }
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        /// A list of any length costs one violation when over its limit,
+        /// never one per element.
+        #[test]
+        fn long_lists_are_one_violation(n in 0usize..2_000) {
+            let mut v = Violations::default();
+            let items = vec![String::from("??"); n];
+            let _ = v.each(("a", "countries"), &items, MAX_LIST_LEN, |v, field, _| {
+                v.add(field, "bad");
+                None::<()>
+            });
+            let found = v.finish(None::<()>);
+            let count = match found {
+                Err(Error::InvalidArgument(violations)) => violations.len(),
+                _ => 0,
+            };
+            let expected = match n {
+                0 => 0,
+                n if n > MAX_LIST_LEN => 1,
+                n if n > MAX_LISTED_VIOLATIONS => MAX_LISTED_VIOLATIONS + 1,
+                n => n,
+            };
+            prop_assert_eq!(count, expected);
+        }
+    }
+}

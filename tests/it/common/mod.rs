@@ -2,6 +2,8 @@
 //! out tonic clients connected to it over TCP.
 #![allow(dead_code)]
 
+pub(crate) mod binary;
+pub(crate) mod pki;
 pub(crate) mod raw_h2;
 
 use std::net::SocketAddr;

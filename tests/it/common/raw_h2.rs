@@ -3,6 +3,8 @@
 //! clients in other languages have it. It frames and unframes gRPC messages
 //! itself, so it sees exactly what the server writes.
 
+use std::future::Future;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 use tokio::net::TcpStream;
@@ -34,6 +36,53 @@ impl RawGrpc {
             client,
             authority: addr.to_string(),
         }
+    }
+
+    /// A call of `path` whose request never ends: headers, no message, no
+    /// end of stream. Resolves to the grpc-status the server answers with.
+    pub(crate) async fn half_open(&mut self, path: &str) -> impl Future<Output = String> + use<> {
+        let head = http::Request::post(format!("http://{}{path}", self.authority))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .expect("request head");
+        let mut client = self.client.clone().ready().await.expect("h2 ready");
+        let (response, body_out) = client.send_request(head, false).expect("send request");
+        async move {
+            // Held open until the answer comes.
+            let _body_out = body_out;
+            let response = response.await.expect("response head");
+            let in_headers = response.headers().get("grpc-status").cloned();
+            let mut body = response.into_body();
+            while body.data().await.is_some() {}
+            let trailers = body.trailers().await.ok().flatten();
+            trailers
+                .as_ref()
+                .and_then(|t| t.get("grpc-status"))
+                .or(in_headers.as_ref())
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("missing")
+                .to_string()
+        }
+    }
+
+    /// The SETTINGS_MAX_CONCURRENT_STREAMS the server at `addr` sends.
+    pub(crate) async fn advertised_max_streams(addr: std::net::SocketAddr) -> usize {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (_client, mut connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        std::future::poll_fn(|cx| {
+            let _ = std::pin::Pin::new(&mut connection).poll(cx);
+            // Until the server's SETTINGS arrive, h2 assumes no limit.
+            match connection.max_concurrent_send_streams() {
+                usize::MAX if tokio::time::Instant::now() < deadline => {
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+                max => std::task::Poll::Ready(max),
+            }
+        })
+        .await
     }
 
     /// One unary call of `path` with `request`.
