@@ -117,7 +117,7 @@ async fn half_open_streams_are_bounded_in_memory_and_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_partial_preface_connections_are_closed_after_the_handshake_timeout() {
     const EACH: usize = 100;
-    let server = ServerProcess::start(&[
+    let mut server = ServerProcess::start(&[
         "--in-memory".as_ref(),
         "--handshake-timeout".as_ref(),
         "1s".as_ref(),
@@ -145,12 +145,70 @@ async fn idle_and_partial_preface_connections_are_closed_after_the_handshake_tim
         started.elapsed(),
         rss_kib(server.pid())
     );
+    server.wait_for_event("handshake_timeout");
     get_is_prompt(server.addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_backs_off_and_logs_instead_of_spinning() {
+    // A low limit the server cannot raise: the shell sets soft and hard.
+    let mut server = ServerProcess::start_with_file_limit(
+        64,
+        &[
+            "--in-memory".as_ref(),
+            "--handshake-timeout".as_ref(),
+            "2s".as_ref(),
+        ],
+    );
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        match TcpStream::connect(server.addr).await {
+            Ok(socket) => idle.push(socket),
+            Err(_) => break,
+        }
+    }
+    server.wait_for_event("out_of_file_descriptors");
+    let cpu_before = server.cpu_time();
+    let wall = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let busy = server.cpu_time().saturating_sub(cpu_before);
+    eprintln!(
+        "hostile: out of descriptors, the server used {busy:?} of CPU in {:?}",
+        wall.elapsed()
+    );
+    assert!(
+        busy < Duration::from_millis(300),
+        "the accept loop spins: {busy:?}"
+    );
+    // Once the idle sockets are gone (closed here, or by the handshake
+    // timeout), the server accepts again.
+    drop(idle);
+    for attempt in 0.. {
+        let answered = tokio::time::timeout(PROMPT, async {
+            let channel = Endpoint::from_shared(format!("http://{}", server.addr))
+                .unwrap()
+                .connect()
+                .await
+                .ok()?;
+            TradeServiceClient::new(channel)
+                .get_trade_record(pb::GetTradeRecordRequest {
+                    id: "01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+                })
+                .await
+                .err()
+        })
+        .await;
+        if let Ok(Some(status)) = answered {
+            assert_eq!(status.code(), Code::NotFound);
+            break;
+        }
+        assert!(attempt < 20, "the server never accepted again");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_are_refused_at_once() {
-    let server = ServerProcess::start(&[
+    let mut server = ServerProcess::start(&[
         "--in-memory".as_ref(),
         "--max-connections".as_ref(),
         "20".as_ref(),
@@ -170,6 +228,7 @@ async fn connections_past_the_cap_are_refused_at_once() {
         "hostile: connection 21 of 20 closed in {:?}",
         started.elapsed()
     );
+    server.wait_for_event("connection_refused");
     drop(held.pop());
     // The server frees the slot when it sees the close; the client cannot
     // be told when that is, so it retries, bounded.

@@ -78,6 +78,38 @@ async fn a_request_that_never_ends_is_cut_off_after_the_receive_timeout() {
 }
 
 #[tokio::test]
+async fn a_unary_request_of_many_small_messages_is_cut_off_past_one_message() {
+    let server = TestServer::with_config(limits(|l| l.max_message_bytes = 16 * 1024)).await;
+    let mut raw = RawGrpc::connect(server.addr).await;
+    // 1,000 framed 1 KiB messages: 1 MB that a unary call must not read on.
+    let message = pb::GetTradeRecordRequest {
+        id: "x".repeat(1019),
+    };
+    let framed = {
+        let payload = prost::Message::encode_to_vec(&message);
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&payload);
+        bytes::Bytes::from(framed)
+    };
+    let status = tokio::time::timeout(
+        LIMIT,
+        raw.send_chunks(
+            "/tradewire.v1.TradeService/GetTradeRecord",
+            vec![framed.clone(); 1000],
+        ),
+    )
+    .await
+    .expect("answered without reading the whole body");
+    assert_eq!(status, "8", "RESOURCE_EXHAUSTED");
+    // One such message alone is a well-formed call (an invalid id).
+    let status = raw
+        .send_chunks("/tradewire.v1.TradeService/GetTradeRecord", vec![framed])
+        .await;
+    assert_eq!(status, "3", "INVALID_ARGUMENT");
+}
+
+#[tokio::test]
 async fn the_server_advertises_its_stream_limit() {
     let server = TestServer::with_config(limits(|l| l.max_concurrent_streams = 7)).await;
     assert_eq!(RawGrpc::advertised_max_streams(server.addr).await, 7);

@@ -19,7 +19,22 @@ impl ServerProcess {
     /// Starts `tradewire serve --listen 127.0.0.1:0 --log-format json` with
     /// `args` after them, and waits until it serves.
     pub(crate) fn start(args: &[&std::ffi::OsStr]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tradewire"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_tradewire")), args)
+    }
+
+    /// As `start`, with the process's open-file limit (soft and hard) at
+    /// `limit`, set by the shell before it runs the binary.
+    pub(crate) fn start_with_file_limit(limit: u32, args: &[&std::ffi::OsStr]) -> ServerProcess {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_tradewire"));
+        Self::spawn(shell, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&std::ffi::OsStr]) -> ServerProcess {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .env("RUST_LOG", "info")
@@ -66,6 +81,29 @@ impl ServerProcess {
                 return entry;
             }
         }
+    }
+
+    /// The first security event of `kind` from now on.
+    pub(crate) fn wait_for_event(&mut self, kind: &str) -> serde_json::Value {
+        loop {
+            let entry = self
+                .log
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no {kind:?} event within 60 s"));
+            if entry["fields"]["event"] == kind {
+                return entry;
+            }
+        }
+    }
+
+    /// CPU time the process has used (user + system), from /proc.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // The kernel's USER_HZ is 100 on Linux.
+        Duration::from_millis(ticks * 10)
     }
 
     /// Sends `signal` (a `kill` name such as "HUP") to the process.

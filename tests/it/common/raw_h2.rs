@@ -66,6 +66,42 @@ impl RawGrpc {
         }
     }
 
+    /// A call of `path` whose request body is `chunks`, sent as they are
+    /// (flow control permitting); resolves to the grpc-status answered.
+    pub(crate) async fn send_chunks(&mut self, path: &str, chunks: Vec<Bytes>) -> String {
+        let head = http::Request::post(format!("http://{}{path}", self.authority))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .expect("request head");
+        let mut client = self.client.clone().ready().await.expect("h2 ready");
+        let (response, mut body_out) = client.send_request(head, false).expect("send request");
+        let sender = tokio::spawn(async move {
+            let last = chunks.len().saturating_sub(1);
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                body_out.reserve_capacity(chunk.len());
+                let granted = std::future::poll_fn(|cx| body_out.poll_capacity(cx)).await;
+                if !matches!(granted, Some(Ok(_))) || body_out.send_data(chunk, i == last).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let response = response.await.expect("response head");
+        sender.abort();
+        let in_headers = response.headers().get("grpc-status").cloned();
+        let mut body = response.into_body();
+        while body.data().await.is_some() {}
+        let trailers = body.trailers().await.ok().flatten();
+        trailers
+            .as_ref()
+            .and_then(|t| t.get("grpc-status"))
+            .or(in_headers.as_ref())
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("missing")
+            .to_string()
+    }
+
     /// The SETTINGS_MAX_CONCURRENT_STREAMS the server at `addr` sends.
     pub(crate) async fn advertised_max_streams(addr: std::net::SocketAddr) -> usize {
         let tcp = TcpStream::connect(addr).await.expect("connect");
