@@ -248,8 +248,11 @@ impl http_body::Body for DeadlineBody {
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 
+    /// An empty body must say so before it is polled: hyper then ends the
+    /// stream on the HEADERS frame, which is what makes a gRPC
+    /// "trailers-only" answer (an error) readable to grpc-go and grpcio.
     fn is_end_stream(&self) -> bool {
-        self.ended
+        self.ended || self.inner.is_end_stream()
     }
 }
 

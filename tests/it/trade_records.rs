@@ -417,4 +417,12 @@ async fn a_raw_http2_client_gets_exact_replies() {
         (tonic::Code::NotFound as i32).to_string()
     );
     assert!(reply.message.is_empty(), "an error carries no message");
+    // grpc-go and grpcio read an error only as "trailers-only": its status
+    // in a HEADERS frame that ends the stream.
+    assert!(
+        reply.trailers_only,
+        "the error's HEADERS frame ends the stream"
+    );
+    let invalid = pb::GetTradeRecordRequest { id: "nope".into() };
+    assert!(raw.unary(path, &invalid).await.trailers_only);
 }

@@ -19,6 +19,8 @@ pub(crate) struct RawGrpc {
 pub(crate) struct RawReply {
     pub grpc_status: String,
     pub message: Bytes,
+    /// The status came in a HEADERS frame that ended the stream.
+    pub trailers_only: bool,
 }
 
 impl RawGrpc {
@@ -141,6 +143,7 @@ impl RawGrpc {
         let response = response.await.expect("response head");
         let headers_status = response.headers().get("grpc-status").cloned();
         let mut body = response.into_body();
+        let trailers_only = headers_status.is_some() && body.is_end_stream();
         let mut received = BytesMut::new();
         while let Some(chunk) = body.data().await {
             received.extend_from_slice(&chunk.expect("data frame"));
@@ -169,6 +172,7 @@ impl RawGrpc {
         RawReply {
             grpc_status,
             message,
+            trailers_only,
         }
     }
 }
