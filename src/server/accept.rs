@@ -46,16 +46,29 @@ pub(crate) struct AcceptConfig {
     pub(crate) tls: Option<TlsAcceptorHandle>,
 }
 
-/// Anything a connection can be read from and written to.
-trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+/// A connection's byte stream, plain or TLS; an enum rather than a trait
+/// object, so every read and write is a direct call.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Calls `$method` on whichever stream `$io` is.
+macro_rules! on_io {
+    ($io:expr, $stream:ident => $call:expr) => {
+        match $io {
+            Io::Plain($stream) => $call,
+            Io::Tls($stream) => $call,
+        }
+    };
+}
 
 /// An accepted connection that passed its handshake: the preface already
 /// read is replayed to tonic first. It holds a connection slot until
 /// dropped.
 pub(crate) struct Connection {
     preface: Bytes,
-    io: Pin<Box<dyn Io>>,
+    io: Io,
     info: Peer,
     _slot: OwnedSemaphorePermit,
 }
@@ -80,7 +93,7 @@ impl AsyncRead for Connection {
             self.preface.advance(n);
             return Poll::Ready(Ok(()));
         }
-        self.io.as_mut().poll_read(cx, buf)
+        on_io!(&mut self.io, s => Pin::new(s).poll_read(cx, buf))
     }
 }
 
@@ -90,7 +103,7 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.io.as_mut().poll_write(cx, buf)
+        on_io!(&mut self.io, s => Pin::new(s).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -98,19 +111,19 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io.as_mut().poll_write_vectored(cx, bufs)
+        on_io!(&mut self.io, s => Pin::new(s).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        on_io!(&self.io, s => s.is_write_vectored())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.as_mut().poll_flush(cx)
+        on_io!(&mut self.io, s => Pin::new(s).poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.as_mut().poll_shutdown(cx)
+        on_io!(&mut self.io, s => Pin::new(s).poll_shutdown(cx))
     }
 }
 
@@ -210,12 +223,12 @@ async fn handshake(
     slot: OwnedSemaphorePermit,
 ) -> io::Result<Connection> {
     set_socket_options(&socket, config.tcp_keepalive)?;
-    let mut io: Pin<Box<dyn Io>> = match &config.tls {
-        None => Box::pin(socket),
-        Some(tls) => Box::pin(tls.acceptor().accept(socket).await?),
+    let mut io = match &config.tls {
+        None => Io::Plain(socket),
+        Some(tls) => Io::Tls(Box::new(tls.acceptor().accept(socket).await?)),
     };
     let mut preface = [0u8; PREFACE.len()];
-    io.read_exact(&mut preface).await?;
+    on_io!(&mut io, s => s.read_exact(&mut preface).await)?;
     if &preface != PREFACE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

@@ -21,9 +21,10 @@ use std::task::{Context, Poll};
 use subtle::ConstantTimeEq;
 use tonic::Status;
 use tonic::body::Body;
-use tonic::codegen::{BoxFuture, Service, http};
+use tonic::codegen::{Service, http};
 use tower::Layer;
 
+use super::limits::Guarded;
 use super::security_log::SecurityLog;
 use crate::api::caller::{Caller, Peer};
 
@@ -312,17 +313,22 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
+    type Future = Guarded<S::Future, ()>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        if self.layer.tokens.is_none() {
+            // No tokens: every caller is anonymous, which is also what a
+            // request without a `Caller` means.
+            return Guarded::running(self.inner.call(request), ());
+        }
         match self.layer.check(&request) {
             Ok(caller) => {
                 request.extensions_mut().insert(Caller(caller));
-                Box::pin(self.inner.call(request))
+                Guarded::running(self.inner.call(request), ())
             }
             Err(status) => {
                 let peer = request.extensions().get::<Peer>().map(|c| c.addr);
@@ -331,7 +337,7 @@ where
                     peer,
                     &format!("{} {}", request.uri().path(), status.message()),
                 );
-                Box::pin(std::future::ready(Ok(status.into_http())))
+                Guarded::refused(status)
             }
         }
     }

@@ -28,11 +28,72 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
 use tonic::body::Body;
-use tonic::codegen::{BoxFuture, Service, http};
+use tonic::codegen::{Service, http};
 use tower::Layer;
 
 use super::security_log::SecurityLog;
 use crate::api::caller::Peer;
+
+pin_project_lite::pin_project! {
+    /// A layer's answer without a box: a refusal made at once, or the
+    /// inner service's answer with `after` applied to it (and dropped).
+    #[project = GuardedProj]
+    pub(crate) enum Guarded<F, A> {
+        Refused { response: Option<http::Response<Body>> },
+        Running { #[pin] inner: F, after: Option<A> },
+    }
+}
+
+impl<F, A> Guarded<F, A> {
+    pub(crate) fn refused(status: Status) -> Self {
+        Guarded::Refused {
+            response: Some(status.into_http()),
+        }
+    }
+
+    pub(crate) fn running(inner: F, after: A) -> Self {
+        Guarded::Running {
+            inner,
+            after: Some(after),
+        }
+    }
+}
+
+/// What a layer does with the inner answer once it is ready; dropping it
+/// is the default (an in-flight permit is returned that way).
+pub(crate) trait Finish {
+    fn finish(self, _response: &mut http::Response<Body>)
+    where
+        Self: Sized,
+    {
+    }
+}
+
+impl Finish for () {}
+impl Finish for tokio::sync::OwnedSemaphorePermit {}
+
+impl<F, A, E> Future for Guarded<F, A>
+where
+    F: Future<Output = Result<http::Response<Body>, E>>,
+    A: Finish,
+{
+    type Output = Result<http::Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GuardedProj::Refused { response } => {
+                Poll::Ready(Ok(response.take().unwrap_or_default()))
+            }
+            GuardedProj::Running { inner, after } => {
+                let mut answer = ready!(inner.poll(cx));
+                if let (Ok(response), Some(after)) = (&mut answer, after.take()) {
+                    after.finish(response);
+                }
+                Poll::Ready(answer)
+            }
+        }
+    }
+}
 
 /// Whether the method at `path` answers with a stream.
 fn is_streaming(path: &str) -> bool {
@@ -104,7 +165,7 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
+    type Future = Guarded<S::Future, tokio::sync::OwnedSemaphorePermit>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -119,16 +180,9 @@ where
             self.config
                 .log
                 .event("overloaded", peer(&request), &message);
-            return Box::pin(std::future::ready(Ok(
-                Status::resource_exhausted(message).into_http()
-            )));
+            return Guarded::refused(Status::resource_exhausted(message));
         };
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let response = answer.await;
-            drop(permit);
-            response
-        })
+        Guarded::running(self.inner.call(request), permit)
     }
 }
 
@@ -179,7 +233,7 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
+    type Future = DeadlineAnswer<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -193,24 +247,65 @@ where
             None => Some(self.config.unary_default),
         };
         let answer = self.inner.call(request);
-        let Some(timeout) = timeout else {
-            return Box::pin(answer);
-        };
-        let deadline = Instant::now() + timeout;
-        Box::pin(async move {
-            match tokio::time::timeout_at(deadline, answer).await {
-                Err(_) => Ok(deadline_exceeded(timeout).into_http()),
+        match timeout {
+            None => DeadlineAnswer::Unbounded { inner: answer },
+            Some(timeout) => {
+                let deadline = Instant::now() + timeout;
+                DeadlineAnswer::Bounded {
+                    inner: tokio::time::timeout_at(deadline, answer),
+                    timeout,
+                    deadline,
+                    streaming,
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of a call with or without a deadline.
+    #[project = DeadlineProj]
+    pub(crate) enum DeadlineAnswer<F> {
+        Unbounded { #[pin] inner: F },
+        Bounded {
+            #[pin] inner: tokio::time::Timeout<F>,
+            timeout: Duration,
+            deadline: Instant,
+            streaming: bool,
+        },
+    }
+}
+
+impl<F, E> Future for DeadlineAnswer<F>
+where
+    F: Future<Output = Result<http::Response<Body>, E>>,
+{
+    type Output = Result<http::Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            DeadlineProj::Unbounded { inner } => inner.poll(cx),
+            DeadlineProj::Bounded {
+                inner,
+                timeout,
+                deadline,
+                streaming,
+            } => Poll::Ready(match ready!(inner.poll(cx)) {
+                Err(_) => Ok(deadline_exceeded(*timeout).into_http()),
                 Ok(Err(error)) => Err(error),
+                // A unary answer is whole once its future resolves; only a
+                // stream goes on past it, and needs its body cut off.
+                Ok(Ok(response)) if !*streaming => Ok(response),
                 Ok(Ok(response)) => Ok(response.map(|body| {
                     Body::new(DeadlineBody {
                         inner: body,
-                        expires: Box::pin(tokio::time::sleep_until(deadline)),
-                        timeout,
+                        expires: Box::pin(tokio::time::sleep_until(*deadline)),
+                        timeout: *timeout,
                         ended: false,
                     })
                 })),
-            }
-        })
+            }),
+        }
     }
 }
 
@@ -284,7 +379,7 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
+    type Future = Guarded<S::Future, TooLargeIsResourceExhausted>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -301,26 +396,32 @@ where
                     inner: body,
                     // One message: its 5-byte gRPC prefix and the message.
                     remaining: config.max_message_bytes + 5,
-                    expires: Box::pin(tokio::time::sleep(config.receive_timeout)),
+                    deadline: Instant::now() + config.receive_timeout,
+                    expires: None,
                     config,
                     peer,
                 })
             })
         };
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = answer.await?;
-            let headers = response.headers_mut();
-            let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
-                && headers
-                    .get("grpc-message")
-                    .and_then(|m| m.to_str().ok())
-                    .is_some_and(|m| m.starts_with(TONIC_TOO_LARGE));
-            if too_large {
-                headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-            }
-            Ok(response)
-        })
+        Guarded::running(self.inner.call(request), TooLargeIsResourceExhausted)
+    }
+}
+
+/// Rewrites tonic's `OUT_OF_RANGE` for an oversized message to
+/// `RESOURCE_EXHAUSTED`.
+pub(crate) struct TooLargeIsResourceExhausted;
+
+impl Finish for TooLargeIsResourceExhausted {
+    fn finish(self, response: &mut http::Response<Body>) {
+        let headers = response.headers_mut();
+        let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+            && headers
+                .get("grpc-message")
+                .and_then(|m| m.to_str().ok())
+                .is_some_and(|m| m.starts_with(TONIC_TOO_LARGE));
+        if too_large {
+            headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        }
     }
 }
 
@@ -328,7 +429,9 @@ where
 struct LimitedBody {
     inner: Body,
     remaining: usize,
-    expires: Pin<Box<Sleep>>,
+    deadline: Instant,
+    /// Made on the first wait: most bodies arrive with their headers.
+    expires: Option<Pin<Box<Sleep>>>,
     config: Arc<RequestBodies>,
     peer: Option<std::net::SocketAddr>,
 }
@@ -359,7 +462,11 @@ impl http_body::Body for LimitedBody {
             }
             Poll::Ready(other) => Poll::Ready(other),
             Poll::Pending => {
-                ready!(self.expires.as_mut().poll(cx));
+                let deadline = self.deadline;
+                let expires = self
+                    .expires
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                ready!(expires.as_mut().poll(cx));
                 let message = format!(
                     "the request did not arrive whole within {:?}",
                     self.config.receive_timeout
