@@ -244,3 +244,28 @@ async fn connections_past_the_cap_are_refused_at_once() {
     drop(held);
     get_is_prompt(server.addr).await;
 }
+
+#[tokio::test]
+async fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
+    let hard: u64 = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "ulimit -Hn"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap_or(u64::MAX);
+    let server = ServerProcess::start_under("ulimit -Sn 64", &["--in-memory".as_ref()]);
+    let raised = server
+        .startup
+        .iter()
+        .find(|e| e["fields"]["message"] == "open file limit")
+        .and_then(|e| e["fields"]["limit"].as_u64())
+        .expect("the limit is logged at start");
+    assert!(raised > 64, "raised from the soft limit of 64 to {raised}");
+    assert!(raised <= hard);
+    get_is_prompt(server.addr).await;
+}

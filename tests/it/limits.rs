@@ -311,10 +311,12 @@ async fn errors_stay_small_whatever_the_request() {
         status.message()
     );
 
-    // 10,000 bad countries are one violation: the count is checked first.
+    // 500 KB of bad countries (125,000 of them) is one violation: the
+    // count is checked before the elements.
     let mut announcements = AnnouncementServiceClient::new(server.channel().await);
     let mut announcement = meeting();
-    announcement.countries = vec!["??".into(); 10_000];
+    announcement.countries = vec!["??".into(); 125_000];
+    assert!(prost::Message::encoded_len(&announcement) >= 500_000);
     let status = announcements
         .create_announcement(pb::CreateAnnouncementRequest {
             announcement: Some(announcement),

@@ -190,6 +190,13 @@ fn bearer(token: &str) -> impl Fn(Request<()>) -> Result<Request<()>, tonic::Sta
 /// A server with three tokens: reader (read), ingest (write, publish) and
 /// root (admin); returns them in that order.
 async fn server_with_tokens(allow_anonymous_read: bool) -> (TestServer, [String; 3], TempDir) {
+    server_with_tokens_and(allow_anonymous_read, Config::default()).await
+}
+
+async fn server_with_tokens_and(
+    allow_anonymous_read: bool,
+    config: Config,
+) -> (TestServer, [String; 3], TempDir) {
     let dir = TempDir::new("tokens");
     let mut lines = String::from("# name scopes sha256\n");
     let mut tokens = Vec::new();
@@ -208,7 +215,7 @@ async fn server_with_tokens(allow_anonymous_read: bool) -> (TestServer, [String;
     let server = TestServer::with_config(Config {
         auth_tokens: Some(path),
         allow_anonymous_read,
-        ..Config::default()
+        ..config
     })
     .await;
     let tokens: [String; 3] = tokens.try_into().unwrap();
@@ -339,4 +346,72 @@ fn token_create_prints_the_token_once_and_a_line_without_it() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
+}
+
+#[tokio::test]
+async fn every_write_is_logged_with_the_token_name_the_method_and_the_id() {
+    let dir = TempDir::new("write-log");
+    let (token, line) = tradewire::create_token("ingest", &[Scope::Write]).unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{line}\n")).unwrap();
+    let mut server = ServerProcess::start(&[
+        "--in-memory".as_ref(),
+        "--auth-tokens".as_ref(),
+        tokens.as_os_str(),
+    ]);
+    let channel = Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let created = TradeServiceClient::with_interceptor(channel, bearer(&token))
+        .create_trade_record(pb::CreateTradeRecordRequest {
+            trade_record: Some(record("IRN", "RUS", "8708", 2022, 1)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = created.trade_record.unwrap().id;
+    let logged = server.wait_for_log("write");
+    assert_eq!(logged["fields"]["caller"], "ingest");
+    assert_eq!(logged["fields"]["method"], "CreateTradeRecord");
+    assert_eq!(logged["fields"]["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn one_token_cannot_take_every_subscriber_slot_across_connections() {
+    let config = Config {
+        hub: tradewire::HubConfig {
+            max_subscribers_per_token: 2,
+            ..tradewire::HubConfig::default()
+        },
+        ..Config::default()
+    };
+    let (server, [reader, _, root], _dir) = server_with_tokens_and(false, config).await;
+    let subscribe = |token: String| {
+        let addr = server.addr;
+        async move {
+            let channel = Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            tradewire::pb::export_report_service_client::ExportReportServiceClient::with_interceptor(
+                channel,
+                bearer(&token),
+            )
+            .subscribe_export_reports(pb::SubscribeExportReportsRequest::default())
+            .await
+        }
+    };
+    // Each on its own connection: the per-connection share does not bind.
+    let _first = subscribe(reader.clone()).await.unwrap();
+    let _second = subscribe(reader.clone()).await.unwrap();
+    let third = subscribe(reader).await.unwrap_err();
+    assert_eq!(third.code(), Code::ResourceExhausted);
+    assert!(third.message().contains("token \"reader\""), "{third:?}");
+    subscribe(root)
+        .await
+        .expect("another token has its own share");
 }

@@ -13,6 +13,8 @@ pub(crate) struct ServerProcess {
     child: Child,
     pub(crate) addr: SocketAddr,
     log: mpsc::Receiver<serde_json::Value>,
+    /// Log entries read while waiting for the server to serve.
+    pub(crate) startup: Vec<serde_json::Value>,
 }
 
 impl ServerProcess {
@@ -25,10 +27,15 @@ impl ServerProcess {
     /// As `start`, with the process's open-file limit (soft and hard) at
     /// `limit`, set by the shell before it runs the binary.
     pub(crate) fn start_with_file_limit(limit: u32, args: &[&std::ffi::OsStr]) -> ServerProcess {
+        Self::start_under(&format!("ulimit -n {limit}"), args)
+    }
+
+    /// As `start`, after the shell runs `setup` (a `ulimit` line).
+    pub(crate) fn start_under(setup: &str, args: &[&std::ffi::OsStr]) -> ServerProcess {
         let mut shell = Command::new("sh");
         shell
             .arg("-c")
-            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(format!("{setup} && exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_tradewire"));
         Self::spawn(shell, args)
     }
@@ -56,12 +63,22 @@ impl ServerProcess {
                 }
             }
         });
+        let mut startup = Vec::new();
+        let serving = loop {
+            let entry: serde_json::Value = log
+                .recv_timeout(Duration::from_secs(60))
+                .expect("tradewire serves within 60 s");
+            if entry["fields"]["message"] == "serving tradewire.v1" {
+                break entry;
+            }
+            startup.push(entry);
+        };
         let mut server = ServerProcess {
             child,
             addr: "0.0.0.0:0".parse().expect("placeholder"),
             log,
+            startup,
         };
-        let serving = server.wait_for_log("serving tradewire.v1");
         server.addr = serving["fields"]["local_addr"]
             .as_str()
             .expect("local_addr")
