@@ -269,3 +269,78 @@ async fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
     assert!(raised <= hard);
     get_is_prompt(server.addr).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_filter_scans_do_not_hold_up_other_calls() {
+    use tradewire::pb::announcement_service_client::AnnouncementServiceClient;
+
+    const ANNOUNCEMENTS: usize = 400;
+    const SCANS: usize = 8;
+    let server = crate::common::TestServer::start().await;
+    let mut announcements = AnnouncementServiceClient::new(server.channel().await);
+    let body = "Bilateral trade in auto parts. ".repeat(600);
+    for i in 0..ANNOUNCEMENTS {
+        announcements
+            .create_announcement(pb::CreateAnnouncementRequest {
+                announcement: Some(pb::Announcement {
+                    kind: pb::AnnouncementKind::Statement.into(),
+                    headline: format!("statement {i}"),
+                    body: body.clone(),
+                    source: Some(pb::Source {
+                        outlet: "IRNA".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    // Scans that read every body and match nothing, several at once.
+    let scanning = (0..SCANS)
+        .map(|_| {
+            let mut client = announcements.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                for _ in 0..3 {
+                    let page = client
+                        .list_announcements(pb::ListAnnouncementsRequest {
+                            filter: Some(pb::AnnouncementFilter {
+                                text: "no such words".into(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    assert!(page.announcements.is_empty());
+                }
+                started.elapsed()
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut trade = TradeServiceClient::new(server.channel().await);
+    let mut slowest = Duration::ZERO;
+    while !scanning.iter().all(|s| s.is_finished()) {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(
+            PROMPT,
+            trade.get_trade_record(pb::GetTradeRecordRequest {
+                id: "01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+            }),
+        )
+        .await
+        .expect("a Get answers promptly while scans run");
+        assert_eq!(answer.unwrap_err().code(), Code::NotFound);
+        slowest = slowest.max(started.elapsed());
+    }
+    let mut scan_times = Vec::new();
+    for scan in scanning {
+        scan_times.push(scan.await.unwrap());
+    }
+    eprintln!(
+        "hostile: {SCANS} concurrent text scans over {ANNOUNCEMENTS} long announcements took {scan_times:?}; the slowest Get meanwhile took {slowest:?}"
+    );
+}
