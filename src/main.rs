@@ -153,6 +153,9 @@ struct ServeArgs {
         default_value_t = 5_000
     )]
     max_subscribers_per_token: usize,
+    /// Serve Prometheus metrics on this address (`/metrics`); off without it.
+    #[arg(long, env = "TRADEWIRE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -249,6 +252,7 @@ async fn serve(args: ServeArgs) -> Result<(), tradewire::ServeError> {
     };
     config.auth_tokens = args.auth_tokens;
     config.allow_anonymous_read = args.allow_anonymous_read;
+    config.metrics_listen = args.metrics_listen;
     raise_open_file_limit();
     if !args.in_memory {
         let mut durable = DurableConfig::new(args.data_dir);

@@ -120,6 +120,8 @@ struct HubInner {
 struct Slot {
     hub: Arc<HubInner>,
     shares: Vec<Share>,
+    /// The open subscriptions of this slot's stream kind, as a gauge.
+    open: metrics::Gauge,
 }
 
 impl Drop for Slot {
@@ -138,6 +140,7 @@ impl Drop for Slot {
             }
         }
         drop(counts);
+        self.open.decrement(1);
         self.hub
             .subscribers
             .send_modify(|n| *n = n.saturating_sub(1));
@@ -169,7 +172,7 @@ impl Hub {
         self.inner.catch_ups.load(Ordering::Relaxed)
     }
 
-    fn admit(&self, owner: &Owner) -> Result<Slot> {
+    fn admit(&self, owner: &Owner, kind: &'static str) -> Result<Slot> {
         let config = &self.inner.config;
         let mut shares = Vec::new();
         if let Some(id) = owner.connection {
@@ -192,6 +195,8 @@ impl Hub {
                     Share::Connection(_) => "this connection".to_owned(),
                     Share::Token(name) => format!("token {name:?}"),
                 };
+                metrics::counter!("tradewire_refused_total", "limit" => "subscriber_share")
+                    .increment(1);
                 return Err(Error::ResourceExhausted(format!(
                     "{holder} holds its maximum of {limit} subscribers"
                 )));
@@ -210,11 +215,15 @@ impl Hub {
             for (share, _) in &shares {
                 *counts.entry(share.clone()).or_default() += 1;
             }
+            let open = metrics::gauge!("tradewire_subscribers", "stream" => kind);
+            open.increment(1);
             Ok(Slot {
                 hub: Arc::clone(&self.inner),
                 shares: shares.into_iter().map(|(share, _)| share).collect(),
+                open,
             })
         } else {
+            metrics::counter!("tradewire_refused_total", "limit" => "max_subscribers").increment(1);
             Err(Error::ResourceExhausted(format!(
                 "the server holds its maximum of {max} subscribers"
             )))
@@ -241,7 +250,7 @@ impl Hub {
                 resume_after: None,
             });
         }
-        let slot = self.admit(&owner)?;
+        let slot = self.admit(&owner, feed.kind())?;
         let (head, live) = feed.register();
         let position = match start {
             StartPosition::FromNow => head,

@@ -50,6 +50,27 @@ pub(super) struct Subscription<F: Feed, M> {
     stop_seen: bool,
     done: bool,
     slot: Slot,
+    /// Handles made once: an increment is then one atomic add, which the
+    /// fan-out path can afford per delivery.
+    counters: Counters,
+}
+
+struct Counters {
+    deliveries: metrics::Counter,
+    heartbeats: metrics::Counter,
+    catch_ups: metrics::Counter,
+    caught_up_items: metrics::Counter,
+}
+
+impl Counters {
+    fn of(kind: &'static str) -> Counters {
+        Counters {
+            deliveries: metrics::counter!("tradewire_deliveries_total", "stream" => kind),
+            heartbeats: metrics::counter!("tradewire_heartbeats_total", "stream" => kind),
+            catch_ups: metrics::counter!("tradewire_catch_ups_total", "stream" => kind),
+            caught_up_items: metrics::counter!("tradewire_catch_up_items_total", "stream" => kind),
+        }
+    }
 }
 
 impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
@@ -64,6 +85,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
         slot: Slot,
     ) -> Self {
         Subscription {
+            counters: Counters::of(feed.kind()),
             feed,
             matches,
             live,
@@ -111,6 +133,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
                 self.position = sequence;
                 if (self.matches)(&item) {
                     self.idle_since = Instant::now();
+                    self.counters.deliveries.increment(1);
                     return Some(Ok(SubscriptionEvent::Item(item)));
                 }
                 continue;
@@ -134,7 +157,12 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
                         // Nothing retained above the position: the rest up to
                         // `until` was deleted.
                         Ok(items) if items.is_empty() => self.position = until,
-                        Ok(items) => self.pending.extend(items),
+                        Ok(items) => {
+                            if matches!(self.mode, Mode::CatchUp { .. }) {
+                                self.counters.caught_up_items.increment(items.len() as u64);
+                            }
+                            self.pending.extend(items);
+                        }
                         Err(evicted) => {
                             self.done = true;
                             return Some(Err(out_of_range(self.position, evicted)));
@@ -180,6 +208,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
     /// The receiver skipped items: read them from the store up to `until`.
     fn catch_up(&mut self, until: u64) {
         self.slot.hub.catch_ups.fetch_add(1, Ordering::Relaxed);
+        self.counters.catch_ups.increment(1);
         self.mode = Mode::CatchUp { until };
     }
 
@@ -210,6 +239,7 @@ impl<F: Feed, M: Fn(&F::Item) -> bool> Subscription<F, M> {
         self.heartbeat_timer
             .as_mut()
             .reset(self.idle_since + self.heartbeat);
+        self.counters.heartbeats.increment(1);
         Some(SubscriptionEvent::Heartbeat(head))
     }
 }

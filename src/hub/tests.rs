@@ -64,6 +64,10 @@ impl FakeFeed {
 impl Feed for FakeFeed {
     type Item = Item;
 
+    fn kind(&self) -> &'static str {
+        "items"
+    }
+
     fn register(&self) -> (u64, broadcast::Receiver<Arc<Item>>) {
         let log = self.0.lock().unwrap();
         (log.head, log.live.subscribe())

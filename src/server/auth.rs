@@ -24,7 +24,7 @@ use tonic::body::Body;
 use tonic::codegen::{Service, http};
 use tower::Layer;
 
-use super::limits::Guarded;
+use super::limits::{Finish, Guarded};
 use super::security_log::SecurityLog;
 use crate::api::caller::{Caller, Peer};
 
@@ -195,6 +195,18 @@ impl Tokens {
     }
 }
 
+/// Puts the caller's name into the response's extensions too, for the
+/// call layer outside this one, which logs it.
+pub(crate) struct NamedCaller(Option<Arc<str>>);
+
+impl Finish for NamedCaller {
+    fn finish(self, response: &mut http::Response<Body>) {
+        if let Some(name) = self.0 {
+            response.extensions_mut().insert(Caller(name));
+        }
+    }
+}
+
 /// The scope a method needs, or `None` for methods open to all.
 fn required_scope(path: &str) -> Option<Scope> {
     let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
@@ -313,7 +325,7 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = Guarded<S::Future, ()>;
+    type Future = Guarded<S::Future, NamedCaller>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -323,12 +335,12 @@ where
         if self.layer.tokens.is_none() {
             // No tokens: every caller is anonymous, which is also what a
             // request without a `Caller` means.
-            return Guarded::running(self.inner.call(request), ());
+            return Guarded::running(self.inner.call(request), NamedCaller(None));
         }
         match self.layer.check(&request) {
             Ok(caller) => {
-                request.extensions_mut().insert(Caller(caller));
-                Guarded::running(self.inner.call(request), ())
+                request.extensions_mut().insert(Caller(Arc::clone(&caller)));
+                Guarded::running(self.inner.call(request), NamedCaller(Some(caller)))
             }
             Err(status) => {
                 let peer = request.extensions().get::<Peer>().map(|c| c.addr);

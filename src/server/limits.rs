@@ -96,7 +96,7 @@ where
 }
 
 /// Whether the method at `path` answers with a stream.
-fn is_streaming(path: &str) -> bool {
+pub(super) fn is_streaming(path: &str) -> bool {
     let method = path.rsplit('/').next().unwrap_or("");
     method.starts_with("Subscribe")
         || method.starts_with("Watch")

@@ -23,7 +23,9 @@ use tonic::transport::Server;
 
 mod accept;
 mod auth;
+mod calls;
 mod limits;
+mod metrics;
 mod security_log;
 mod tls;
 
@@ -47,6 +49,7 @@ use crate::store::{Counts, Recovery, Store, StoreConfig};
 use accept::{AcceptConfig, accepted_connections};
 use auth::{AuthLayer, Tokens};
 pub use auth::{Scope, create_token, parse_scopes};
+use calls::CallLayer;
 use limits::{DeadlineLayer, Deadlines, InFlight, InFlightLayer, RequestBodies, RequestBodyLayer};
 use security_log::SecurityLog;
 use tls::TlsAcceptorHandle;
@@ -114,6 +117,9 @@ pub struct Config {
     pub auth_tokens: Option<PathBuf>,
     /// With tokens, let calls without a token read.
     pub allow_anonymous_read: bool,
+    /// Serve Prometheus metrics over HTTP on this address; `None` turns
+    /// metrics off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -130,6 +136,7 @@ impl Default for Config {
             tls: None,
             auth_tokens: None,
             allow_anonymous_read: false,
+            metrics_listen: None,
         }
     }
 }
@@ -255,9 +262,18 @@ impl App {
             Some(files) => Some(TlsAcceptorHandle::load(files)?),
             None => None,
         };
-        // The stack, outermost first: refuse unknown callers before any
-        // work, shed load, bound the request's body, then the deadline.
+        let metrics_on = match self.config.metrics_listen {
+            Some(addr) => metrics::install(addr),
+            None => false,
+        };
+        if metrics_on {
+            self.store.gauge_items();
+        }
+        // The stack, outermost first: observe every call (refused ones
+        // too), refuse unknown callers before any work, shed load, bound
+        // the request's body, then the deadline.
         let stack = ServiceBuilder::new()
+            .layer(CallLayer::new(metrics_on))
             .layer(AuthLayer::new(
                 tokens,
                 self.config.allow_anonymous_read,

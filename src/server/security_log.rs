@@ -29,6 +29,7 @@ impl SecurityLog {
     /// Logs one event of `kind`, unless this second's lines for the kind
     /// are spent; returns whether it was logged.
     pub(crate) fn event(&self, kind: &'static str, peer: Option<SocketAddr>, detail: &str) -> bool {
+        metrics::counter!("tradewire_refused_total", "limit" => kind).increment(1);
         let now = Instant::now();
         let suppressed = {
             let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);

@@ -116,6 +116,7 @@ fn commit_group(
     group: Vec<Job>,
     deferred: &mut VecDeque<Job>,
 ) {
+    metrics::histogram!("tradewire_commit_group_size").record(group.len() as f64);
     let mark = journal.mark();
     let mut waiting = Vec::with_capacity(group.len());
     let mut mutations: Vec<Mutation> = Vec::new();
@@ -180,6 +181,7 @@ fn commit_group(
             shared.broadcast(published);
             outcomes.push(outcome);
         }
+        Shared::gauge_items(&state);
     }
     let mut outcomes = outcomes.into_iter();
     for (reply, pending) in waiting {

@@ -16,6 +16,9 @@ pub(crate) trait Feed: Send + Sync + 'static {
     /// What the stream carries.
     type Item: Sequenced + Send + Sync + 'static;
 
+    /// The stream's name in metrics: "export_reports", "announcements".
+    fn kind(&self) -> &'static str;
+
     /// The head sequence and a live receiver that gets every item after it,
     /// taken atomically with respect to publication.
     fn register(&self) -> (u64, broadcast::Receiver<Arc<Self::Item>>);
@@ -29,6 +32,7 @@ pub(crate) trait Feed: Send + Sync + 'static {
 
 /// A feed over one numbered log of the state and its broadcast channel.
 pub(crate) struct LogFeed<T> {
+    kind: &'static str,
     shared: Arc<Shared>,
     log: fn(&State) -> &SeqLog<T>,
     sender: fn(&Shared) -> &broadcast::Sender<Arc<T>>,
@@ -36,11 +40,13 @@ pub(crate) struct LogFeed<T> {
 
 impl<T> LogFeed<T> {
     pub(super) fn new(
+        kind: &'static str,
         shared: Arc<Shared>,
         log: fn(&State) -> &SeqLog<T>,
         sender: fn(&Shared) -> &broadcast::Sender<Arc<T>>,
     ) -> Self {
         LogFeed {
+            kind,
             shared,
             log,
             sender,
@@ -51,6 +57,7 @@ impl<T> LogFeed<T> {
 impl<T> Clone for LogFeed<T> {
     fn clone(&self) -> Self {
         LogFeed {
+            kind: self.kind,
             shared: Arc::clone(&self.shared),
             log: self.log,
             sender: self.sender,
@@ -66,6 +73,10 @@ impl<T> std::fmt::Debug for LogFeed<T> {
 
 impl<T: Sequenced + Send + Sync + 'static> Feed for LogFeed<T> {
     type Item = T;
+
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
 
     fn register(&self) -> (u64, broadcast::Receiver<Arc<T>>) {
         // The committer broadcasts under the write lock, so under the read

@@ -152,6 +152,16 @@ impl Shared {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The items held, as gauges; called after writes are applied.
+    fn gauge_items(state: &State) {
+        metrics::gauge!("tradewire_items", "kind" => "trade_records")
+            .set(state.records.len() as f64);
+        metrics::gauge!("tradewire_items", "kind" => "announcements")
+            .set(state.announcements.len() as f64);
+        metrics::gauge!("tradewire_items", "kind" => "export_reports")
+            .set(state.reports.len() as f64);
+    }
+
     /// Sends what a write published; called under the write lock.
     fn broadcast(&self, published: Option<Published>) {
         // No receivers is fine: nobody is subscribed.
@@ -246,6 +256,7 @@ impl Store {
                 Drafted::Mutate(mutation) => {
                     let (outcome, published) = state.apply(*mutation);
                     shared.broadcast(published);
+                    Shared::gauge_items(&state);
                     Ok(outcome)
                 }
                 Drafted::Defer(_) => Err(Error::Internal(
@@ -409,6 +420,7 @@ impl Store {
     /// The export reports, numbered, for subscriptions.
     pub(crate) fn report_feed(&self) -> LogFeed<ExportReport> {
         LogFeed::new(
+            "export_reports",
             Arc::clone(&self.inner.shared),
             |state| &state.reports,
             |shared| &shared.reports_tx,
@@ -418,10 +430,16 @@ impl Store {
     /// The announcements, numbered, for subscriptions.
     pub(crate) fn announcement_feed(&self) -> LogFeed<Announcement> {
         LogFeed::new(
+            "announcements",
             Arc::clone(&self.inner.shared),
             |state| &state.announcement_log,
             |shared| &shared.announcements_tx,
         )
+    }
+
+    /// Sets the item gauges now (they are kept up to date after writes).
+    pub(crate) fn gauge_items(&self) {
+        Shared::gauge_items(&self.read());
     }
 
     /// How many items of each kind are stored.

@@ -14,6 +14,7 @@ mod export_reports;
 mod fsync;
 mod hostile;
 mod limits;
+mod metrics;
 mod periods;
 mod security;
 mod stream_lifecycle;

@@ -335,6 +335,7 @@ impl Journal {
             ));
         }
         self.segment.write_all(&self.pending)?;
+        metrics::counter!("tradewire_log_bytes_total").increment(len);
         self.segment_len += len;
         self.total_written += len;
         self.pending.clear();
@@ -344,6 +345,7 @@ impl Journal {
     /// fsyncs the segment, once: a failure breaks the journal for good.
     fn sync(&mut self) -> io::Result<()> {
         self.refuse_if_broken()?;
+        let started = Instant::now();
         let synced = match &self.config.sync_hook {
             Some(hook) => (hook.0)(),
             None => Ok(()),
@@ -353,6 +355,7 @@ impl Journal {
             self.broken = Some(format!("fsync of the log failed: {error}"));
             return Err(error);
         }
+        metrics::histogram!("tradewire_fsync_seconds").record(started.elapsed().as_secs_f64());
         self.last_sync = Instant::now();
         self.unsynced = false;
         Ok(())

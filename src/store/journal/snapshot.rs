@@ -67,6 +67,7 @@ pub(super) fn write_snapshot(dir: &Path, lsn: u64, view: &Snapshot) -> io::Resul
         }
     }
     sync_dir(dir)?;
+    metrics::histogram!("tradewire_snapshot_seconds").record(started.elapsed().as_secs_f64());
     tracing::info!(
         lsn,
         bytes = body.len(),

@@ -1,0 +1,217 @@
+//! The Prometheus endpoint of the real binary, scraped after real calls:
+//! the grpc-ecosystem call metrics and tradewire's own, with exact counts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::transport::Endpoint;
+use tradewire::pb;
+use tradewire::pb::export_report_service_client::ExportReportServiceClient;
+use tradewire::pb::trade_service_client::TradeServiceClient;
+
+use crate::common::binary::ServerProcess;
+use crate::common::*;
+
+/// A free loopback port: bound, then let go for the server to take.
+async fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+async fn scrape(addr: SocketAddr) -> String {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_string(&mut text))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text
+}
+
+/// The value of the one sample of `name` carrying every label in `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .find(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+const GET: [(&str, &str); 3] = [
+    ("grpc_type", "unary"),
+    ("grpc_service", "tradewire.v1.TradeService"),
+    ("grpc_method", "GetTradeRecord"),
+];
+
+#[tokio::test]
+async fn a_scrape_after_real_calls_shows_exact_counts() {
+    let metrics = free_port().await;
+    let server = ServerProcess::start(&[
+        "--in-memory".as_ref(),
+        "--metrics-listen".as_ref(),
+        metrics.to_string().as_ref(),
+    ]);
+    let channel = Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut trade = TradeServiceClient::new(channel.clone());
+    let created = trade
+        .create_trade_record(pb::CreateTradeRecordRequest {
+            trade_record: Some(record("IRN", "RUS", "8708", 2022, 13)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .trade_record
+        .unwrap();
+    for _ in 0..3 {
+        trade
+            .get_trade_record(pb::GetTradeRecordRequest {
+                id: created.id.clone(),
+            })
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let missing = trade
+            .get_trade_record(pb::GetTradeRecordRequest {
+                id: "01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), Code::NotFound);
+    }
+    // A stream that delivers one report, then is dropped by its client.
+    let mut reports = ExportReportServiceClient::new(channel);
+    let mut stream = reports
+        .subscribe_export_reports(pb::SubscribeExportReportsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    stream.next().await.unwrap().unwrap(); // caught up
+    reports
+        .publish_export_report(pb::PublishExportReportRequest {
+            export_report: Some(report("IRN", "RUS", "8708", "exports grew")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    stream.next().await.unwrap().unwrap(); // the report
+    drop(stream);
+
+    // The stream's end is recorded when the server sees the client go.
+    let stream_labels = [
+        ("grpc_type", "server_stream"),
+        ("grpc_method", "SubscribeExportReports"),
+        ("grpc_code", "Cancelled"),
+    ];
+    let mut text = scrape(metrics).await;
+    for _ in 0..100 {
+        if sample(&text, "grpc_server_handled_total", &stream_labels).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = scrape(metrics).await;
+    }
+    let get = |name: &str, extra: &[(&str, &str)]| {
+        let labels: Vec<(&str, &str)> = GET.iter().chain(extra).copied().collect();
+        sample(&text, name, &labels)
+    };
+    assert_eq!(get("grpc_server_started_total", &[]), Some(5.0));
+    assert_eq!(get("grpc_server_msg_received_total", &[]), Some(5.0));
+    assert_eq!(get("grpc_server_msg_sent_total", &[]), Some(3.0));
+    assert_eq!(
+        get("grpc_server_handled_total", &[("grpc_code", "Ok")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        get("grpc_server_handled_total", &[("grpc_code", "NotFound")]),
+        Some(2.0)
+    );
+    assert_eq!(get("grpc_server_handling_seconds_count", &[]), Some(5.0));
+    assert_eq!(
+        sample(&text, "grpc_server_handled_total", &stream_labels),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "grpc_server_msg_sent_total",
+            &[("grpc_method", "SubscribeExportReports")]
+        ),
+        Some(2.0),
+        "the caught-up marker and the report"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tradewire_deliveries_total",
+            &[("stream", "export_reports")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tradewire_subscribers",
+            &[("stream", "export_reports")]
+        ),
+        Some(0.0)
+    );
+    // The publish stored a record for its figure only if it had one; the
+    // created record is there either way.
+    assert!(sample(&text, "tradewire_items", &[("kind", "trade_records")]) >= Some(1.0));
+    assert_eq!(
+        sample(&text, "tradewire_items", &[("kind", "export_reports")]),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn refusals_are_counted_by_limit() {
+    let metrics = free_port().await;
+    let mut server = ServerProcess::start(&[
+        "--in-memory".as_ref(),
+        "--metrics-listen".as_ref(),
+        metrics.to_string().as_ref(),
+        "--max-connections".as_ref(),
+        "1".as_ref(),
+    ]);
+    let _held = crate::common::raw_h2::RawGrpc::connect(server.addr).await;
+    for _ in 0..3 {
+        let mut refused = TcpStream::connect(server.addr).await.unwrap();
+        let _ = refused.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+        let mut buf = [0u8; 1];
+        let _ = tokio::time::timeout(Duration::from_secs(5), refused.read(&mut buf)).await;
+    }
+    server.wait_for_event("connection_refused");
+    let text = scrape(metrics).await;
+    assert_eq!(
+        sample(
+            &text,
+            "tradewire_refused_total",
+            &[("limit", "connection_refused")]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+}
