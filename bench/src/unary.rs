@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
 use tradewire::pb;
 use tradewire::pb::trade_service_client::TradeServiceClient;
@@ -18,6 +19,8 @@ use crate::table::Table;
 enum Rpc {
     Get,
     List,
+    /// The List page, compressed both ways.
+    ListCompressed(CompressionEncoding),
     Create,
 }
 
@@ -26,6 +29,10 @@ impl Rpc {
         match self {
             Rpc::Get => "GetTradeRecord",
             Rpc::List => "ListTradeRecords (filtered, 100)",
+            Rpc::ListCompressed(CompressionEncoding::Gzip) => {
+                "ListTradeRecords (filtered, 100), gzip"
+            }
+            Rpc::ListCompressed(_) => "ListTradeRecords (filtered, 100), zstd",
             Rpc::Create => "CreateTradeRecord",
         }
     }
@@ -76,7 +83,12 @@ async fn drive(
         move |channel, n| {
             let ids = Arc::clone(&ids);
             async move {
-                let mut client = TradeServiceClient::new(channel);
+                let mut client = match rpc {
+                    Rpc::ListCompressed(encoding) => TradeServiceClient::new(channel)
+                        .send_compressed(encoding)
+                        .accept_compressed(encoding),
+                    _ => TradeServiceClient::new(channel),
+                };
                 match rpc {
                     Rpc::Get => {
                         let id = ids[(n as usize * 7919) % ids.len()].clone();
@@ -85,7 +97,7 @@ async fn drive(
                             .await
                             .map(drop)
                     }
-                    Rpc::List => {
+                    Rpc::List | Rpc::ListCompressed(_) => {
                         let filter = pb::TradeFilter {
                             exporter: "IRN".into(),
                             importer: "RUS".into(),
@@ -222,7 +234,25 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
             ]);
         }
     }
+    // Compression is the client's choice; the floor serves none, so these
+    // rows compare with tradewire's own plain List above.
+    for encoding in [CompressionEncoding::Gzip, CompressionEncoding::Zstd] {
+        let rpc = Rpc::ListCompressed(encoding);
+        let (result, cpu) = drive(&ours, &ours_channels, opts, rpc, Arc::clone(&ids), None).await?;
+        table.row(vec![
+            json!("tradewire"),
+            json!(rpc.name()),
+            json!(result.rate()),
+            json!(result.quantile_ms(0.5)),
+            json!(result.quantile_ms(0.99)),
+            json!(result.quantile_ms(0.999)),
+            json!(cpu),
+            json!(ours.rss_bytes() as f64 / 1_048_576.0),
+            json!(""),
+        ]);
+    }
     table.note("efficiency = floor server CPU-us per request / tradewire server CPU-us per request, measured in this run.");
+    table.note("the gzip and zstd rows: the same List page with the client sending and accepting that encoding; compare with the plain List row of tradewire.");
     Ok(table)
 }
 

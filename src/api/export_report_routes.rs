@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::export_report::ExportReportApi;
 use super::pre_encoded::{PreEncoded, PreEncodedCodec};
-use super::routes::{Answer, Methods, Routes};
+use super::routes::{Answer, COMPRESSION, Methods, Routes, compressing};
 use super::to_proto;
 use crate::domain::ExportReport;
 use crate::hub::SubscriptionEvent;
@@ -74,7 +74,7 @@ impl Methods for ExportReportMethods {
     {
         let method = SubscribePreEncoded(Arc::clone(&self.0));
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(PreEncodedCodec::default());
+            let mut grpc = compressing(PreEncodedCodec::default());
             Ok(grpc.server_streaming(method, request).await)
         })
     }
@@ -87,7 +87,11 @@ pub(crate) type ExportReportRoutes =
 pub(crate) fn export_report_routes(api: ExportReportApi) -> ExportReportRoutes {
     Routes::new(
         ExportReportMethods(Arc::new(api.clone())),
-        ExportReportServiceServer::new(api),
+        COMPRESSION
+            .iter()
+            .fold(ExportReportServiceServer::new(api), |server, &encoding| {
+                server.accept_compressed(encoding).send_compressed(encoding)
+            }),
     )
 }
 

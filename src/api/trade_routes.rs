@@ -9,11 +9,11 @@ use std::future::{Ready, ready};
 use std::sync::Arc;
 
 use tonic::codegen::{Body, StdError, http};
-use tonic::server::{Grpc, UnaryService};
+use tonic::server::UnaryService;
 use tonic::{Request, Response, Status};
 
 use super::pre_encoded::{PreEncoded, PreEncodedCodec};
-use super::routes::{Answer, Methods, Routes};
+use super::routes::{Answer, COMPRESSION, Methods, Routes, compressing};
 use super::trade::TradeApi;
 use crate::pb;
 use crate::pb::trade_service_server::TradeServiceServer;
@@ -62,10 +62,10 @@ impl Methods for TradeMethods {
     {
         let api = Arc::clone(&self.0);
         if request.uri().path() == GET_PATH {
-            let mut grpc = Grpc::new(PreEncodedCodec::default());
+            let mut grpc = compressing(PreEncodedCodec::default());
             Box::pin(async move { Ok(grpc.unary(GetEncoded(api), request).await) })
         } else {
-            let mut grpc = Grpc::new(PreEncodedCodec::default());
+            let mut grpc = compressing(PreEncodedCodec::default());
             Box::pin(async move { Ok(grpc.unary(ListEncoded(api), request).await) })
         }
     }
@@ -77,7 +77,11 @@ pub(crate) type TradeRoutes = Routes<TradeMethods, TradeServiceServer<TradeApi>>
 pub(crate) fn trade_routes(api: TradeApi) -> TradeRoutes {
     Routes::new(
         TradeMethods(Arc::new(api.clone())),
-        TradeServiceServer::new(api),
+        COMPRESSION
+            .iter()
+            .fold(TradeServiceServer::new(api), |server, &encoding| {
+                server.accept_compressed(encoding).send_compressed(encoding)
+            }),
     )
 }
 

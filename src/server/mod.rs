@@ -38,6 +38,7 @@ use tower::ServiceBuilder;
 use crate::api::announcement::AnnouncementApi;
 use crate::api::export_report::ExportReportApi;
 use crate::api::export_report_routes::export_report_routes;
+use crate::api::routes::COMPRESSION;
 use crate::api::trade::TradeApi;
 use crate::api::trade_routes::trade_routes;
 use crate::error::ServeError;
@@ -304,7 +305,10 @@ impl App {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(trade_routes(self.trade_api()))
-            .add_service(AnnouncementServiceServer::new(self.announcement_api()))
+            .add_service(COMPRESSION.iter().fold(
+                AnnouncementServiceServer::new(self.announcement_api()),
+                |server, &encoding| server.accept_compressed(encoding).send_compressed(encoding),
+            ))
             .add_service(export_report_routes(self.export_report_api()));
 
         // A failed fsync fences the store: health says so at once.

@@ -7,6 +7,7 @@
 mod common;
 
 mod announcements;
+mod compression;
 mod crash;
 mod demo;
 mod durability;

@@ -1,0 +1,86 @@
+//! gzip and zstd, in both directions, as the client chooses: requests sent
+//! compressed are read, and answers are compressed only for clients that
+//! accept it. Covers the encode-once routes and the generated servers.
+
+use tokio_stream::StreamExt;
+use tonic::codec::CompressionEncoding;
+use tradewire::pb;
+use tradewire::pb::announcement_service_client::AnnouncementServiceClient;
+use tradewire::pb::export_report_service_client::ExportReportServiceClient;
+use tradewire::pb::trade_service_client::TradeServiceClient;
+
+use crate::common::*;
+
+fn encoding_of<T>(response: &tonic::Response<T>) -> Option<String> {
+    response
+        .metadata()
+        .get("grpc-encoding")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn calls_are_compressed_both_ways_when_the_client_asks() {
+    let server = TestServer::start().await;
+    for (encoding, name) in [
+        (CompressionEncoding::Gzip, "gzip"),
+        (CompressionEncoding::Zstd, "zstd"),
+    ] {
+        let channel = server.channel().await;
+        let mut trade = TradeServiceClient::new(channel.clone())
+            .send_compressed(encoding)
+            .accept_compressed(encoding);
+        let created = trade
+            .create_trade_record(pb::CreateTradeRecordRequest {
+                trade_record: Some(record("IRN", "RUS", "8708", 2022, 13)),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(encoding_of(&created).as_deref(), Some(name));
+        let id = created.into_inner().trade_record.unwrap().id;
+        let got = trade
+            .get_trade_record(pb::GetTradeRecordRequest { id: id.clone() })
+            .await
+            .unwrap();
+        assert_eq!(
+            encoding_of(&got).as_deref(),
+            Some(name),
+            "the encode-once Get"
+        );
+        assert_eq!(got.into_inner().trade_record.unwrap().id, id);
+        let listed = trade
+            .list_trade_records(pb::ListTradeRecordsRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(encoding_of(&listed).as_deref(), Some(name));
+        assert!(!listed.into_inner().trade_records.is_empty());
+
+        let mut reports = ExportReportServiceClient::new(channel.clone())
+            .send_compressed(encoding)
+            .accept_compressed(encoding);
+        let stream = reports
+            .subscribe_export_reports(pb::SubscribeExportReportsRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(encoding_of(&stream).as_deref(), Some(name), "the stream");
+        let mut stream = stream.into_inner();
+        stream.next().await.unwrap().unwrap();
+
+        let mut announcements = AnnouncementServiceClient::new(channel)
+            .send_compressed(encoding)
+            .accept_compressed(encoding);
+        let listed = announcements
+            .list_announcements(pb::ListAnnouncementsRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(encoding_of(&listed).as_deref(), Some(name));
+    }
+    // A client that does not ask gets plain answers.
+    let mut plain = server.trade().await;
+    let listed = plain
+        .list_trade_records(pb::ListTradeRecordsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(encoding_of(&listed), None);
+}
