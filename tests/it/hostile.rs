@@ -242,6 +242,26 @@ async fn connections_past_the_cap_are_refused_at_once() {
         assert!(attempt < 50, "the slot was never freed");
     }
     drop(held);
+    // The slots come back as the server sees the closes; then a Get is
+    // served promptly.
+    for attempt in 0.. {
+        let channel = Endpoint::from_shared(format!("http://{}", server.addr))
+            .unwrap()
+            .connect()
+            .await;
+        if let Ok(channel) = channel {
+            let answer = TradeServiceClient::new(channel)
+                .get_trade_record(pb::GetTradeRecordRequest {
+                    id: "01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+                })
+                .await;
+            if matches!(&answer, Err(s) if s.code() == Code::NotFound) {
+                break;
+            }
+        }
+        assert!(attempt < 50, "no slot came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     get_is_prompt(server.addr).await;
 }
 
