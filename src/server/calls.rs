@@ -73,13 +73,18 @@ struct Call {
 }
 
 impl Call {
-    /// (grpc_service, grpc_method) from `/package.Service/Method`.
-    fn names(&self) -> (String, String) {
+    /// grpc_type, grpc_service and grpc_method, from `/package.Service/Method`.
+    fn labels(&self) -> [(&'static str, String); 3] {
         let path = self.uri.path();
-        match path.trim_start_matches('/').split_once('/') {
-            Some((service, method)) => (service.to_owned(), method.to_owned()),
-            None => (path.to_owned(), String::new()),
-        }
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or((path, ""));
+        [
+            ("grpc_type", self.grpc_type().to_owned()),
+            ("grpc_service", service.to_owned()),
+            ("grpc_method", method.to_owned()),
+        ]
     }
 
     fn grpc_type(&self) -> &'static str {
@@ -96,12 +101,7 @@ impl Call {
         if !self.metrics {
             return;
         }
-        let (service, method) = self.names();
-        let labels = [
-            ("grpc_type", self.grpc_type().to_owned()),
-            ("grpc_service", service),
-            ("grpc_method", method),
-        ];
+        let labels = self.labels();
         metrics::counter!("grpc_server_started_total", &labels).increment(1);
         metrics::counter!("grpc_server_msg_received_total", &labels).increment(1);
     }
@@ -121,12 +121,7 @@ impl Call {
         if !self.metrics {
             return;
         }
-        let (service, method) = self.names();
-        let labels = [
-            ("grpc_type", self.grpc_type().to_owned()),
-            ("grpc_service", service),
-            ("grpc_method", method),
-        ];
+        let labels = self.labels();
         metrics::counter!("grpc_server_msg_sent_total", &labels).increment(sent);
         metrics::histogram!("grpc_server_handling_seconds", &labels).record(latency.as_secs_f64());
         let [a, b, c] = labels;

@@ -53,18 +53,7 @@ impl RawGrpc {
         async move {
             // Held open until the answer comes.
             let _body_out = body_out;
-            let response = response.await.expect("response head");
-            let in_headers = response.headers().get("grpc-status").cloned();
-            let mut body = response.into_body();
-            while body.data().await.is_some() {}
-            let trailers = body.trailers().await.ok().flatten();
-            trailers
-                .as_ref()
-                .and_then(|t| t.get("grpc-status"))
-                .or(in_headers.as_ref())
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("missing")
-                .to_string()
+            status_of(response).await
         }
     }
 
@@ -89,19 +78,9 @@ impl RawGrpc {
                 }
             }
         });
-        let response = response.await.expect("response head");
+        let status = status_of(response).await;
         sender.abort();
-        let in_headers = response.headers().get("grpc-status").cloned();
-        let mut body = response.into_body();
-        while body.data().await.is_some() {}
-        let trailers = body.trailers().await.ok().flatten();
-        trailers
-            .as_ref()
-            .and_then(|t| t.get("grpc-status"))
-            .or(in_headers.as_ref())
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("missing")
-            .to_string()
+        status
     }
 
     /// The SETTINGS_MAX_CONCURRENT_STREAMS the server at `addr` sends.
@@ -175,4 +154,21 @@ impl RawGrpc {
             trailers_only,
         }
     }
+}
+
+/// The grpc-status of an answer: from its trailers, or from its headers
+/// when it is trailers-only. The body is read to its end.
+async fn status_of(response: h2::client::ResponseFuture) -> String {
+    let response = response.await.expect("response head");
+    let in_headers = response.headers().get("grpc-status").cloned();
+    let mut body = response.into_body();
+    while body.data().await.is_some() {}
+    let trailers = body.trailers().await.ok().flatten();
+    trailers
+        .as_ref()
+        .and_then(|t| t.get("grpc-status"))
+        .or(in_headers.as_ref())
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("missing")
+        .to_string()
 }
