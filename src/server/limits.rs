@@ -19,6 +19,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -246,16 +247,21 @@ where
             None if streaming => None,
             None => Some(self.config.unary_default),
         };
+        let arrival = request.extensions().get::<Arc<Arrival>>().cloned();
         let answer = self.inner.call(request);
         match timeout {
             None => DeadlineAnswer::Unbounded { inner: answer },
             Some(timeout) => {
                 let deadline = Instant::now() + timeout;
+                // One timer: first at the arrival limit, if that is sooner.
+                let first = arrival.as_ref().map_or(deadline, |a| a.by.min(deadline));
                 DeadlineAnswer::Bounded {
-                    inner: tokio::time::timeout_at(deadline, answer),
+                    inner: answer,
+                    timer: tokio::time::sleep_until(first),
                     timeout,
                     deadline,
                     streaming,
+                    arrival,
                 }
             }
         }
@@ -268,10 +274,12 @@ pin_project_lite::pin_project! {
     pub(crate) enum DeadlineAnswer<F> {
         Unbounded { #[pin] inner: F },
         Bounded {
-            #[pin] inner: tokio::time::Timeout<F>,
+            #[pin] inner: F,
+            #[pin] timer: Sleep,
             timeout: Duration,
             deadline: Instant,
             streaming: bool,
+            arrival: Option<Arc<Arrival>>,
         },
     }
 }
@@ -286,25 +294,40 @@ where
         match self.project() {
             DeadlineProj::Unbounded { inner } => inner.poll(cx),
             DeadlineProj::Bounded {
-                inner,
+                mut inner,
+                mut timer,
                 timeout,
                 deadline,
                 streaming,
-            } => Poll::Ready(match ready!(inner.poll(cx)) {
-                Err(_) => Ok(deadline_exceeded(*timeout).into_http()),
-                Ok(Err(error)) => Err(error),
-                // A unary answer is whole once its future resolves; only a
-                // stream goes on past it, and needs its body cut off.
-                Ok(Ok(response)) if !*streaming => Ok(response),
-                Ok(Ok(response)) => Ok(response.map(|body| {
-                    Body::new(DeadlineBody {
-                        inner: body,
-                        expires: Box::pin(tokio::time::sleep_until(*deadline)),
-                        timeout: *timeout,
-                        ended: false,
-                    })
-                })),
-            }),
+                arrival,
+            } => loop {
+                if let Poll::Ready(answer) = inner.as_mut().poll(cx) {
+                    return Poll::Ready(match answer {
+                        Err(error) => Err(error),
+                        // A unary answer is whole once its future resolves;
+                        // only a stream goes on past it, and needs its body
+                        // cut off.
+                        Ok(response) if !*streaming => Ok(response),
+                        Ok(response) => Ok(response.map(|body| {
+                            Body::new(DeadlineBody {
+                                inner: body,
+                                expires: Box::pin(tokio::time::sleep_until(*deadline)),
+                                timeout: *timeout,
+                                ended: false,
+                            })
+                        })),
+                    });
+                }
+                ready!(timer.as_mut().poll(cx));
+                if let Some(arrival) = arrival.as_ref().filter(|a| !a.is_whole()) {
+                    return Poll::Ready(Ok(arrival.late().into_http()));
+                }
+                if Instant::now() >= *deadline {
+                    return Poll::Ready(Ok(deadline_exceeded(*timeout).into_http()));
+                }
+                // The request arrived in time: wait on for the deadline.
+                timer.as_mut().reset(*deadline);
+            },
         }
     }
 }
@@ -353,6 +376,37 @@ impl http_body::Body for DeadlineBody {
 
 // ---- request bodies ----
 
+/// Whether a unary request's body has arrived whole, shared by its body
+/// and the deadline layer: the call then waits on one timer for both its
+/// receive timeout and its deadline (a timer per limit cost a Get about
+/// 1 µs of the timer wheel's work whenever the body came after the
+/// headers).
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    whole: AtomicBool,
+    by: Instant,
+    config: Arc<RequestBodies>,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl Arrival {
+    fn is_whole(&self) -> bool {
+        self.whole.load(Ordering::Acquire)
+    }
+
+    /// The answer to a request that did not arrive whole in time.
+    fn late(&self) -> Status {
+        let message = format!(
+            "the request did not arrive whole within {:?}",
+            self.config.receive_timeout
+        );
+        self.config
+            .log
+            .event("request_timeout", self.peer, &message);
+        Status::deadline_exceeded(message)
+    }
+}
+
 /// Request body settings.
 #[derive(Debug)]
 pub(crate) struct RequestBodies {
@@ -386,22 +440,39 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let request = if request.uri().path().starts_with("/grpc.reflection.") {
+        let path = request.uri().path();
+        let request = if path.starts_with("/grpc.reflection.") {
             request
         } else {
             let config = Arc::clone(&self.config);
             let peer = peer(&request);
-            request.map(|body| {
+            let deadline = Instant::now() + config.receive_timeout;
+            // A unary call's deadline layer watches its arrival; a stream
+            // (no deadline by default) keeps a timer of its own.
+            let arrival = (!is_streaming(path)).then(|| {
+                Arc::new(Arrival {
+                    whole: AtomicBool::new(false),
+                    by: deadline,
+                    config: Arc::clone(&config),
+                    peer,
+                })
+            });
+            let mut request = request.map(|body| {
                 Body::new(LimitedBody {
                     inner: body,
                     // One message: its 5-byte gRPC prefix and the message.
                     remaining: config.max_message_bytes + 5,
-                    deadline: Instant::now() + config.receive_timeout,
+                    deadline,
                     expires: None,
+                    arrival: arrival.clone(),
                     config,
                     peer,
                 })
-            })
+            });
+            if let Some(arrival) = arrival {
+                request.extensions_mut().insert(arrival);
+            }
+            request
         };
         Guarded::running(self.inner.call(request), TooLargeIsResourceExhausted)
     }
@@ -432,8 +503,18 @@ struct LimitedBody {
     deadline: Instant,
     /// Made on the first wait: most bodies arrive with their headers.
     expires: Option<Pin<Box<Sleep>>>,
+    /// For a unary call: where its arrival is told, and timed.
+    arrival: Option<Arc<Arrival>>,
     config: Arc<RequestBodies>,
     peer: Option<std::net::SocketAddr>,
+}
+
+impl LimitedBody {
+    fn mark_whole(&self) {
+        if let Some(arrival) = &self.arrival {
+            arrival.whole.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl http_body::Body for LimitedBody {
@@ -458,9 +539,17 @@ impl http_body::Body for LimitedBody {
                     return Poll::Ready(Some(Err(Status::resource_exhausted(message))));
                 }
                 self.remaining -= len;
+                if self.inner.is_end_stream() {
+                    self.mark_whole();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(other) => Poll::Ready(other),
+            Poll::Ready(other) => {
+                self.mark_whole();
+                Poll::Ready(other)
+            }
+            // The deadline layer times a unary call's arrival.
+            Poll::Pending if self.arrival.is_some() => Poll::Pending,
             Poll::Pending => {
                 let deadline = self.deadline;
                 let expires = self
