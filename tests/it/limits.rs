@@ -187,24 +187,7 @@ async fn unary_calls_get_the_default_deadline_and_load_is_shed_past_the_in_fligh
     let server = TestServer::with_config(config).await;
     let channel = server.channel().await;
 
-    gate.arm();
-    let held = {
-        let mut trade = TradeServiceClient::new(channel.clone());
-        tokio::spawn(async move {
-            trade
-                .create_trade_record(pb::CreateTradeRecordRequest {
-                    trade_record: Some(record("IRN", "RUS", "8708", 2022, 1)),
-                    request_id: String::new(),
-                })
-                .await
-        })
-    };
-    let gate = tokio::task::spawn_blocking(move || {
-        gate.wait_entered();
-        gate
-    })
-    .await
-    .unwrap();
+    let (held, gate) = hold_a_write(channel.clone(), gate).await;
     // The write's fsync is held: the only in-flight slot is taken.
     assert_eq!(
         get_missing(channel.clone()).await,
@@ -219,6 +202,34 @@ async fn unary_calls_get_the_default_deadline_and_load_is_shed_past_the_in_fligh
     tokio::task::spawn_blocking(move || gate.release())
         .await
         .unwrap();
+}
+
+/// A CreateTradeRecord whose fsync the gate holds: returns once the write
+/// is waiting in the fsync, with the call's handle and the gate.
+async fn hold_a_write(
+    channel: Channel,
+    gate: SyncGate,
+) -> (
+    tokio::task::JoinHandle<Result<tonic::Response<pb::CreateTradeRecordResponse>, tonic::Status>>,
+    SyncGate,
+) {
+    gate.arm();
+    let mut trade = TradeServiceClient::new(channel);
+    let held = tokio::spawn(async move {
+        trade
+            .create_trade_record(pb::CreateTradeRecordRequest {
+                trade_record: Some(record("IRN", "RUS", "8708", 2022, 1)),
+                request_id: String::new(),
+            })
+            .await
+    });
+    let gate = tokio::task::spawn_blocking(move || {
+        gate.wait_entered();
+        gate
+    })
+    .await
+    .unwrap();
+    (held, gate)
 }
 
 async fn get_missing(channel: Channel) -> Code {
@@ -453,22 +464,7 @@ async fn a_call_whose_request_arrived_may_work_past_the_receive_timeout() {
     config.limits.unary_deadline = Duration::from_secs(20);
     let gate = SyncGate::install(&mut config);
     let server = TestServer::with_config(config).await;
-    let mut trade = server.trade().await;
-    gate.arm();
-    let held = tokio::spawn(async move {
-        trade
-            .create_trade_record(pb::CreateTradeRecordRequest {
-                trade_record: Some(record("IRN", "RUS", "8708", 2022, 1)),
-                request_id: String::new(),
-            })
-            .await
-    });
-    let gate = tokio::task::spawn_blocking(move || {
-        gate.wait_entered();
-        gate
-    })
-    .await
-    .unwrap();
+    let (held, gate) = hold_a_write(server.channel().await, gate).await;
     // The handler works (its fsync held) well past the receive timeout,
     // which bounds only the request's arrival.
     tokio::time::sleep(Duration::from_millis(400)).await;
