@@ -24,7 +24,7 @@ use tonic::body::Body;
 use tonic::codegen::{Service, http};
 use tower::Layer;
 
-use super::limits::{Finish, Guarded};
+use super::guarded::{Finish, Guarded};
 use super::security_log::SecurityLog;
 use crate::api::caller::{Caller, Peer};
 

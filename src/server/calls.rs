@@ -28,7 +28,7 @@ use tonic::codegen::{Service, http};
 use tonic::{Code, Status};
 use tower::Layer;
 
-use super::limits::{Finish, Guarded};
+use super::guarded::{Finish, Guarded};
 use crate::api::caller::{Caller, Peer};
 
 /// The call layer; `metrics` turns the metrics on (the log line is always
