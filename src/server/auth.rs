@@ -16,15 +16,14 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use subtle::ConstantTimeEq;
 use tonic::Status;
 use tonic::body::Body;
-use tonic::codegen::{Service, http};
+use tonic::codegen::http;
 use tower::Layer;
 
-use super::guarded::{Finish, Guarded};
+use super::guarded::{Finish, Guarded, Inner, answers_with};
 use super::security_log::SecurityLog;
 use crate::api::caller::{Caller, Peer};
 
@@ -317,21 +316,10 @@ impl AuthLayer {
     }
 }
 
-impl<S> Service<http::Request<Body>> for Auth<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Guarded<S::Future, NamedCaller>;
+answers_with!(Auth, Guarded<S::Future, NamedCaller>);
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+impl<S: Inner> Auth<S> {
+    fn answer(&mut self, mut request: http::Request<Body>) -> Guarded<S::Future, NamedCaller> {
         if self.layer.tokens.is_none() {
             // No tokens: every caller is anonymous, which is also what a
             // request without a `Caller` means.

@@ -24,11 +24,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::Frame;
 use tonic::body::Body;
-use tonic::codegen::{Service, http};
+use tonic::codegen::http;
 use tonic::{Code, Status};
 use tower::Layer;
 
-use super::guarded::{Finish, Guarded};
+use super::guarded::{Finish, Guarded, Inner, answers_with};
 use crate::api::caller::{Caller, Peer};
 
 /// The call layer; `metrics` turns the metrics on (the log line is always
@@ -164,21 +164,10 @@ impl Finish for Observe {
     }
 }
 
-impl<S> Service<http::Request<Body>> for Calls<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Guarded<S::Future, Observe>;
+answers_with!(Calls, Guarded<S::Future, Observe>);
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+impl<S: Inner> Calls<S> {
+    fn answer(&mut self, request: http::Request<Body>) -> Guarded<S::Future, Observe> {
         let call = Call {
             streaming: super::limits::is_streaming(request.uri().path()),
             uri: request.uri().clone(),

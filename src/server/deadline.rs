@@ -15,9 +15,10 @@ use http_body::Frame;
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
 use tonic::body::Body;
-use tonic::codegen::{Service, http};
+use tonic::codegen::http;
 use tower::Layer;
 
+use super::guarded::{Inner, answers_with};
 use super::limits::{Arrival, is_streaming, layer};
 
 /// Deadline settings.
@@ -57,21 +58,10 @@ fn deadline_exceeded(after: Duration) -> Status {
     Status::deadline_exceeded(format!("the call's deadline of {after:?} passed"))
 }
 
-impl<S> Service<http::Request<Body>> for Deadline<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = DeadlineAnswer<S::Future>;
+answers_with!(Deadline, DeadlineAnswer<S::Future>);
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+impl<S: Inner> Deadline<S> {
+    fn answer(&mut self, request: http::Request<Body>) -> DeadlineAnswer<S::Future> {
         let streaming = is_streaming(request.uri().path());
         let timeout = match grpc_timeout(request.headers()) {
             Some(timeout) => Some(timeout),

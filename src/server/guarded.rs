@@ -71,3 +71,58 @@ where
         }
     }
 }
+
+/// The inner service every layer of the stack wraps: the routes, or the
+/// next layer.
+pub(crate) trait Inner:
+    tonic::codegen::Service<
+        http::Request<Body>,
+        Response = http::Response<Body>,
+        Future: Send + 'static,
+        Error: Send + 'static,
+    > + Send
+    + 'static
+{
+}
+
+impl<T> Inner for T where
+    T: tonic::codegen::Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Future: Send + 'static,
+            Error: Send + 'static,
+        > + Send
+        + 'static
+{
+}
+
+/// The `Service` impl every layer shares: ready when its inner service
+/// is, and answering through the layer's own `answer`, whose future is
+/// `$future` (it may name `S`, the inner service).
+macro_rules! answers_with {
+    ($service:ident, $future:ty) => {
+        impl<S: $crate::server::guarded::Inner>
+            tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>>
+            for $service<S>
+        {
+            type Response = tonic::codegen::http::Response<tonic::body::Body>;
+            type Error = S::Error;
+            type Future = $future;
+
+            fn poll_ready(
+                &mut self,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), S::Error>> {
+                self.inner.poll_ready(cx)
+            }
+
+            fn call(
+                &mut self,
+                request: tonic::codegen::http::Request<tonic::body::Body>,
+            ) -> Self::Future {
+                self.answer(request)
+            }
+        }
+    };
+}
+pub(super) use answers_with;

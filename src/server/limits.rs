@@ -26,10 +26,10 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
 use tonic::body::Body;
-use tonic::codegen::{Service, http};
+use tonic::codegen::http;
 use tower::Layer;
 
-use super::guarded::{Finish, Guarded};
+use super::guarded::{Finish, Guarded, Inner, answers_with};
 use super::security_log::SecurityLog;
 use crate::api::caller::Peer;
 /// Whether the method at `path` answers with a stream.
@@ -96,21 +96,13 @@ layer!(
     InFlight
 );
 
-impl<S> Service<http::Request<Body>> for InFlightLimit<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Guarded<S::Future, tokio::sync::OwnedSemaphorePermit>;
+answers_with!(InFlightLimit, Guarded<S::Future, tokio::sync::OwnedSemaphorePermit>);
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+impl<S: Inner> InFlightLimit<S> {
+    fn answer(
+        &mut self,
+        request: http::Request<Body>,
+    ) -> Guarded<S::Future, tokio::sync::OwnedSemaphorePermit> {
         let Ok(permit) = Arc::clone(&self.config.permits).try_acquire_owned() else {
             let message = format!(
                 "the server is answering its maximum of {} calls; retry with backoff",
@@ -177,21 +169,13 @@ layer!(
 /// tonic's status for a message over the decoding limit.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 
-impl<S> Service<http::Request<Body>> for RequestBodyLimit<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Guarded<S::Future, TooLargeIsResourceExhausted>;
+answers_with!(RequestBodyLimit, Guarded<S::Future, TooLargeIsResourceExhausted>);
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+impl<S: Inner> RequestBodyLimit<S> {
+    fn answer(
+        &mut self,
+        request: http::Request<Body>,
+    ) -> Guarded<S::Future, TooLargeIsResourceExhausted> {
         let path = request.uri().path();
         let request = if path.starts_with("/grpc.reflection.") {
             request
