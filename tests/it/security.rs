@@ -272,6 +272,19 @@ async fn tokens_grant_their_scopes_and_nothing_more() {
         Code::Unauthenticated
     );
     assert_eq!(get(channel.clone(), Some(&reader)).await, Code::NotFound);
+    // A known token in another scheme than Bearer is refused too.
+    let mut basic = tonic::Request::new(pb::GetTradeRecordRequest {
+        id: "01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+    });
+    basic
+        .metadata_mut()
+        .insert("authorization", format!("Basic {reader}").parse().unwrap());
+    let refused = TradeServiceClient::new(channel.clone())
+        .get_trade_record(basic)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(refused.message().contains("Bearer"), "{refused:?}");
 
     assert_eq!(create(channel.clone(), None).await, Code::Unauthenticated);
     assert_eq!(
