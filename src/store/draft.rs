@@ -102,9 +102,9 @@ impl<'s> Draft<'s> {
     /// Where `key` points once the group's earlier commands are applied;
     /// `Err(())` when an earlier command deleted the record it pointed to.
     fn key_target(&self, key: &RecordKey) -> Result<Option<Ulid>, ()> {
-        match self.state.record_keys.get(key) {
-            Some(id) if self.deleted_records.contains(id) => Err(()),
-            Some(id) => Ok(Some(*id)),
+        match self.state.record_keys.get(key, &self.state.records) {
+            Some(id) if self.deleted_records.contains(&id) => Err(()),
+            Some(id) => Ok(Some(id)),
             None => Ok(self.new_keys.get(key).copied()),
         }
     }

@@ -27,6 +27,7 @@ mod fixtures;
 mod index;
 mod journal;
 mod page;
+mod record_keys;
 mod seqlog;
 mod state;
 

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
 use super::index::{AnnouncementIndex, TradeIndex};
+use super::record_keys::RecordKeys;
 use super::seqlog::SeqLog;
 use super::{RequestKey, StoreConfig};
-use crate::domain::record::RecordKey;
 use crate::domain::{Announcement, ExportReport, TradeRecord};
 use crate::error::{Error, Result};
 
@@ -191,7 +191,7 @@ pub(super) struct State {
     pub(super) last_id: Ulid,
     pub(super) records: BTreeMap<Ulid, Arc<TradeRecord>>,
     pub(super) record_index: TradeIndex<Ulid>,
-    pub(super) record_keys: HashMap<RecordKey, Ulid>,
+    pub(super) record_keys: RecordKeys,
     /// How many reports and announcements refer to each record.
     pub(super) record_refs: HashMap<Ulid, usize>,
     pub(super) announcements: BTreeMap<Ulid, Arc<Announcement>>,
@@ -220,7 +220,7 @@ impl State {
             last_id: Ulid::nil(),
             records: BTreeMap::new(),
             record_index: TradeIndex::default(),
-            record_keys: HashMap::new(),
+            record_keys: RecordKeys::default(),
             record_refs: HashMap::new(),
             announcements: BTreeMap::new(),
             announcement_index: AnnouncementIndex::default(),
@@ -256,10 +256,7 @@ impl State {
             Mutation::TradeRecordDeleted(id) => {
                 if let Some(record) = self.records.remove(&id) {
                     self.record_index.remove(id, record.as_ref());
-                    let key = record.key();
-                    if self.record_keys.get(&key) == Some(&id) {
-                        self.record_keys.remove(&key);
-                    }
+                    self.record_keys.remove(&record);
                 }
                 (Outcome::Done, None)
             }
@@ -312,7 +309,7 @@ impl State {
     fn insert_record(&mut self, record: Arc<TradeRecord>) {
         self.last_id = self.last_id.max(record.id);
         self.record_index.insert(record.id, record.as_ref());
-        self.record_keys.entry(record.key()).or_insert(record.id);
+        self.record_keys.insert(&record, &self.records);
         self.records.insert(record.id, record);
     }
 
