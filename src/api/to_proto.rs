@@ -103,7 +103,7 @@ fn source(s: &Source) -> pb::Source {
     pb::Source {
         organization: s.organization.clone(),
         outlet: s.outlet.clone(),
-        speaker: s.speaker.as_ref().map(person),
+        speaker: s.speaker.as_deref().map(person),
         url: s.url.clone(),
         quote: s.quote.clone(),
         published_date: s.published_date.map(date),

@@ -86,7 +86,7 @@ impl Announcement {
     pub(crate) fn person_keys(&self) -> impl Iterator<Item = String> + '_ {
         self.people
             .iter()
-            .chain(self.source.speaker.iter())
+            .chain(self.source.speaker.as_deref())
             .map(|p| p.name.to_lowercase())
     }
 }

@@ -37,10 +37,18 @@ impl fmt::Display for CountryCode {
 }
 
 /// A Harmonized System code of 2, 4 or 6 digits ("87", "8708", "870899").
+/// A Harmonized System code of 2, 4 or 6 digits, kept inline (a record
+/// holds one, and so does each of its index postings' keys). It is
+/// written to logs and snapshots as its string, as before it was inline.
 #[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
-pub(crate) struct HsCode(String);
+#[serde(into = "String", try_from = "String")]
+pub(crate) struct HsCode {
+    /// The digits, then zeros: byte order is the string's order.
+    digits: [u8; 6],
+    len: u8,
+}
 
 impl HsCode {
     pub(crate) fn parse(code: &str) -> Result<Self, String> {
@@ -53,11 +61,31 @@ impl HsCode {
         if code.starts_with("00") || code.starts_with("98") || code.starts_with("99") {
             return Err(format!("{} is not an HS chapter (01 to 97)", quote(code)));
         }
-        Ok(HsCode(code.to_owned()))
+        let mut digits = [0; 6];
+        digits[..code.len()].copy_from_slice(code.as_bytes());
+        Ok(HsCode {
+            digits,
+            len: code.len() as u8,
+        })
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl From<HsCode> for String {
+    fn from(code: HsCode) -> String {
+        code.as_str().to_owned()
+    }
+}
+
+impl TryFrom<String> for HsCode {
+    type Error = String;
+
+    fn try_from(code: String) -> Result<Self, String> {
+        HsCode::parse(&code)
     }
 }
 
@@ -115,5 +143,20 @@ mod tests {
                 .matches(&HsCode::parse("8708").unwrap())
         );
         assert!(HsPrefix::parse("").is_err());
+    }
+
+    #[test]
+    fn hs_codes_order_as_their_strings_and_serialize_as_them() {
+        let mut codes: Vec<HsCode> = ["8708", "87", "870899", "8703", "01"]
+            .iter()
+            .map(|c| HsCode::parse(c).unwrap())
+            .collect();
+        codes.sort();
+        let strings: Vec<&str> = codes.iter().map(HsCode::as_str).collect();
+        assert_eq!(strings, ["01", "87", "8703", "8708", "870899"]);
+        let code = HsCode::parse("870899").unwrap();
+        let bytes = postcard::to_stdvec(&code).unwrap();
+        assert_eq!(bytes, postcard::to_stdvec("870899").unwrap());
+        assert_eq!(postcard::from_bytes::<HsCode>(&bytes).unwrap(), code);
     }
 }

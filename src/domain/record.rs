@@ -19,7 +19,9 @@ pub(crate) struct Person {
 pub(crate) struct Source {
     pub organization: String,
     pub outlet: String,
-    pub speaker: Option<Person>,
+    /// Boxed: most sources name no speaker, and a `Person` inline would
+    /// cost every stored record 64 bytes.
+    pub speaker: Option<Box<Person>>,
     pub url: String,
     pub quote: String,
     pub published_date: Option<NaiveDate>,
@@ -63,7 +65,7 @@ impl TradeRecord {
         RecordKey {
             exporter: self.exporter,
             importer: self.importer,
-            hs_code: self.hs_code.clone(),
+            hs_code: self.hs_code,
             start: self.period.start(),
             end: self.period.end(),
             organization: self.source.organization.to_lowercase(),

@@ -82,7 +82,7 @@ impl ExportReport {
             create_time: SystemTime::UNIX_EPOCH,
             exporter: self.exporter,
             importer: self.importer,
-            hs_code: self.hs_code.clone(),
+            hs_code: self.hs_code,
             commodity: self.commodity.clone(),
             period: period.clone(),
             value: *value,

@@ -5,7 +5,7 @@
 //! it. A list picks the smallest candidate set, walks it from the page
 //! cursor, and checks the full filter on each candidate.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use chrono::Datelike;
@@ -20,13 +20,63 @@ const MAX_INDEXED_YEARS: i32 = 20;
 /// A period query spanning more years than this does not use the index.
 const MAX_QUERY_YEARS: i32 = 50;
 
-type Postings<K> = BTreeSet<K>;
+/// The keys holding one value, ascending, in one vector: 16 bytes a key
+/// (about 18 with the spare capacity), against about 32 in a half-full
+/// B-tree leaf; a record has 8 to 10 postings. New keys are always the
+/// greatest (ids and sequences only grow), so an insert is a push; a
+/// removal moves the keys after it.
+#[derive(Debug)]
+pub(super) struct Postings<K>(Vec<K>);
 
-fn add<V: Hash + Eq, K: Ord>(map: &mut HashMap<V, Postings<K>>, value: V, key: K) {
+impl<K> Default for Postings<K> {
+    fn default() -> Self {
+        Postings(Vec::new())
+    }
+}
+
+impl<K: Ord + Copy> Postings<K> {
+    fn insert(&mut self, key: K) {
+        if self.0.len() == self.0.capacity() {
+            // Grow by an eighth: a large vector is grown in place (mremap),
+            // and less capacity stands idle than with doubling.
+            self.0.reserve_exact(self.0.len() / 8 + 4);
+        }
+        match self.0.last() {
+            Some(last) if *last >= key => {
+                if let Err(at) = self.0.binary_search(&key) {
+                    self.0.insert(at, key);
+                }
+            }
+            _ => self.0.push(key),
+        }
+    }
+
+    fn remove(&mut self, key: &K) {
+        if let Ok(at) = self.0.binary_search(key) {
+            self.0.remove(at);
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The keys after `cursor` (all of them without one), ascending.
+    fn after(&self, cursor: Option<K>) -> std::iter::Copied<std::slice::Iter<'_, K>> {
+        let from = cursor.map_or(0, |c| self.0.partition_point(|k| *k <= c));
+        self.0[from..].iter().copied()
+    }
+}
+
+fn add<V: Hash + Eq, K: Ord + Copy>(map: &mut HashMap<V, Postings<K>>, value: V, key: K) {
     map.entry(value).or_default().insert(key);
 }
 
-fn drop_key<V: Hash + Eq, K: Ord>(map: &mut HashMap<V, Postings<K>>, value: &V, key: &K) {
+fn drop_key<V: Hash + Eq, K: Ord + Copy>(map: &mut HashMap<V, Postings<K>>, value: &V, key: &K) {
     if let Some(set) = map.get_mut(value) {
         set.remove(key);
         if set.is_empty() {
@@ -72,16 +122,14 @@ impl<'a, K: Ord + Copy + 'a> Candidates<'a, K> {
         cursor: Option<K>,
         all: impl Iterator<Item = K> + 'a,
     ) -> Box<dyn Iterator<Item = K> + '_> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let lower = cursor.map_or(Unbounded, Excluded);
         match self {
             Candidates::All => Box::new(all),
             Candidates::None => Box::new(std::iter::empty()),
-            Candidates::One(set) => Box::new(set.range((lower, Unbounded)).copied()),
+            Candidates::One(set) => Box::new(set.after(cursor)),
             Candidates::Union(sets) => Box::new(Merge {
                 heads: sets
                     .iter()
-                    .map(|set| set.range((lower, Unbounded)).copied().peekable())
+                    .map(|set| set.after(cursor).peekable())
                     .collect(),
             }),
         }
@@ -140,7 +188,7 @@ impl<K: Ord + Copy> Default for TradeIndex<K> {
             by_importer: HashMap::new(),
             by_hs_prefix: HashMap::new(),
             by_year: BTreeMap::new(),
-            long_periods: BTreeSet::new(),
+            long_periods: Postings::default(),
         }
     }
 }
@@ -291,5 +339,30 @@ impl<K: Ord + Copy> AnnouncementIndex<K> {
             best = best.narrower(posting(&self.by_person, person));
         }
         best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Postings;
+
+    #[test]
+    fn postings_stay_sorted_and_unique_whatever_the_order() {
+        let mut postings = Postings::default();
+        for key in [5u64, 9, 12, 7, 9, 1, 12, 20] {
+            postings.insert(key);
+        }
+        assert_eq!(postings.after(None).collect::<Vec<_>>(), [1, 5, 7, 9, 12, 20]);
+        assert_eq!(postings.after(Some(7)).collect::<Vec<_>>(), [9, 12, 20]);
+        assert_eq!(postings.after(Some(8)).collect::<Vec<_>>(), [9, 12, 20]);
+        assert_eq!(postings.after(Some(20)).count(), 0);
+        postings.remove(&9);
+        postings.remove(&100);
+        assert_eq!(postings.after(Some(5)).collect::<Vec<_>>(), [7, 12, 20]);
+        assert_eq!(postings.len(), 5);
+        for key in [1, 5, 7, 12, 20] {
+            postings.remove(&key);
+        }
+        assert!(postings.is_empty());
     }
 }

@@ -298,7 +298,7 @@ pub(super) fn source(v: &mut Violations, path: &str, value: Option<&pb::Source>)
         outlet: v.text(&join(path, "outlet"), outlet, MAX_NAME_LEN, false),
         speaker: speaker
             .as_ref()
-            .map(|p| person(v, &join(path, "speaker"), p)),
+            .map(|p| Box::new(person(v, &join(path, "speaker"), p))),
         url,
         quote: v.long_text(&join(path, "quote"), quote, MAX_QUOTE_LEN),
         published_date: optional_date(v, &join(path, "published_date"), published_date.as_ref()),
