@@ -17,7 +17,8 @@
 //! that goes away is `CANCELLED`).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -62,10 +63,78 @@ pub(crate) struct Calls<S> {
     metrics: bool,
 }
 
+/// A method this server serves, as the metrics label it.
+#[derive(Debug)]
+struct Method {
+    path: Box<str>,
+    service: Box<str>,
+    name: Box<str>,
+    grpc_type: &'static str,
+}
+
+/// Every method of the services this server serves (tradewire's, health,
+/// reflection), by path, read once from their descriptors: a call then
+/// names its method without copying its URI, and its labels without
+/// allocating.
+fn methods() -> &'static HashMap<Box<str>, Method> {
+    static METHODS: OnceLock<HashMap<Box<str>, Method>> = OnceLock::new();
+    METHODS.get_or_init(|| {
+        let sets = [
+            crate::pb::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ];
+        let mut methods = HashMap::new();
+        for set in sets {
+            // The sets are compiled in; one that does not decode only
+            // leaves its methods to be named from their paths.
+            let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(set) else {
+                continue;
+            };
+            for file in set.file {
+                let package = file.package.unwrap_or_default();
+                for service in file.service {
+                    let service_name = format!("{package}.{}", service.name.unwrap_or_default());
+                    for method in service.method {
+                        let name = method.name.unwrap_or_default();
+                        let grpc_type = match (
+                            method.client_streaming.unwrap_or(false),
+                            method.server_streaming.unwrap_or(false),
+                        ) {
+                            (false, false) => "unary",
+                            (false, true) => "server_stream",
+                            (true, false) => "client_stream",
+                            (true, true) => "bidi_stream",
+                        };
+                        let path: Box<str> = format!("/{service_name}/{name}").into();
+                        methods.insert(
+                            path.clone(),
+                            Method {
+                                path,
+                                service: service_name.as_str().into(),
+                                name: name.into(),
+                                grpc_type,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        methods
+    })
+}
+
+/// The method a call named: one of ours, or any other path (answered
+/// `UNIMPLEMENTED`), kept as it came.
+enum Called {
+    Known(&'static Method),
+    Other(Box<str>),
+}
+
 /// What is known of a call while it runs.
 struct Call {
-    /// The request's URI; cloning it shares its bytes.
-    uri: http::Uri,
+    called: Called,
     streaming: bool,
     started: Instant,
     peer: Option<std::net::SocketAddr>,
@@ -73,28 +142,35 @@ struct Call {
 }
 
 impl Call {
-    /// grpc_type, grpc_service and grpc_method, from `/package.Service/Method`.
+    fn path(&self) -> &str {
+        match &self.called {
+            Called::Known(method) => &method.path,
+            Called::Other(path) => path,
+        }
+    }
+
+    /// grpc_type, grpc_service and grpc_method.
     fn labels(&self) -> [(&'static str, String); 3] {
-        let path = self.uri.path();
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or((path, ""));
+        let (grpc_type, service, method) = match &self.called {
+            Called::Known(m) => (m.grpc_type, &*m.service, &*m.name),
+            Called::Other(path) => {
+                let (service, method) = path
+                    .trim_start_matches('/')
+                    .split_once('/')
+                    .unwrap_or((path, ""));
+                let grpc_type = if self.streaming {
+                    "server_stream"
+                } else {
+                    "unary"
+                };
+                (grpc_type, service, method)
+            }
+        };
         [
-            ("grpc_type", self.grpc_type().to_owned()),
+            ("grpc_type", grpc_type.to_owned()),
             ("grpc_service", service.to_owned()),
             ("grpc_method", method.to_owned()),
         ]
-    }
-
-    fn grpc_type(&self) -> &'static str {
-        if self.uri.path().starts_with("/grpc.reflection.") {
-            "bidi_stream"
-        } else if self.streaming {
-            "server_stream"
-        } else {
-            "unary"
-        }
     }
 
     fn start(&self) {
@@ -106,15 +182,15 @@ impl Call {
         metrics::counter!("grpc_server_msg_received_total", &labels).increment(1);
     }
 
-    fn end(self, code: Code, sent: u64, caller: &str) {
+    fn end(self, code: Code, sent: u64, caller: Option<&str>) {
         let latency = self.started.elapsed();
         tracing::info!(
             target: "tradewire::calls",
-            method = self.uri.path(),
+            method = self.path(),
             code = ?code,
             latency_ms = latency.as_secs_f64() * 1e3,
             peer = %self.peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
-            caller,
+            caller = caller.unwrap_or("anonymous"),
             sent,
             "call"
         );
@@ -142,7 +218,7 @@ impl Finish for Observe {
         let caller = response
             .extensions()
             .get::<Caller>()
-            .map_or_else(|| Arc::from("anonymous"), |c| Arc::clone(&c.0));
+            .map(|c| Arc::clone(&c.0));
         if !self.call.streaming {
             // A unary answer is whole now: an error in its headers
             // (trailers-only), or one message and an OK in its trailers.
@@ -150,7 +226,7 @@ impl Finish for Observe {
                 Some(code) => (code, 0),
                 None => (Code::Ok, 1),
             };
-            self.call.end(code, sent, &caller);
+            self.call.end(code, sent, caller.as_deref());
             return;
         }
         let body = std::mem::take(response.body_mut());
@@ -168,9 +244,13 @@ answers_with!(Calls, Guarded<S::Future, Observe>);
 
 impl<S: Inner> Calls<S> {
     fn answer(&mut self, request: http::Request<Body>) -> Guarded<S::Future, Observe> {
+        let path = request.uri().path();
+        let streaming = super::limits::is_streaming(path);
         let call = Call {
-            streaming: super::limits::is_streaming(request.uri().path()),
-            uri: request.uri().clone(),
+            called: methods()
+                .get(path)
+                .map_or_else(|| Called::Other(path.into()), Called::Known),
+            streaming,
             started: Instant::now(),
             peer: request.extensions().get::<Peer>().map(|p| p.addr),
             metrics: self.metrics,
@@ -180,9 +260,12 @@ impl<S: Inner> Calls<S> {
     }
 }
 
+/// Looked up by name, not by string: a string is parsed on every lookup.
+pub(super) static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 fn status_code(headers: &http::HeaderMap) -> Option<Code> {
     headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
         .map(Code::from_i32)
@@ -227,7 +310,7 @@ impl MessageCounter {
 struct ObservedBody {
     inner: Body,
     call: Option<Call>,
-    caller: Arc<str>,
+    caller: Option<Arc<str>>,
     status: Option<Code>,
     messages: MessageCounter,
 }
@@ -235,7 +318,7 @@ struct ObservedBody {
 impl ObservedBody {
     fn end(&mut self, code: Code) {
         if let Some(call) = self.call.take() {
-            call.end(code, self.messages.count, &self.caller);
+            call.end(code, self.messages.count, self.caller.as_deref());
         }
     }
 }

@@ -37,7 +37,8 @@ layer!(
 
 /// `grpc-timeout`: digits, then a unit (H, M, S, m, u, n).
 fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 {
         return None;
@@ -74,11 +75,9 @@ impl<S: Inner> Deadline<S> {
             None => DeadlineAnswer::Unbounded { inner: answer },
             Some(timeout) => {
                 let deadline = Instant::now() + timeout;
-                // One timer: first at the arrival limit, if that is sooner.
-                let first = arrival.as_ref().map_or(deadline, |a| a.by.min(deadline));
                 DeadlineAnswer::Bounded {
                     inner: answer,
-                    timer: tokio::time::sleep_until(first),
+                    timer: None,
                     timeout,
                     deadline,
                     streaming,
@@ -96,7 +95,10 @@ pin_project_lite::pin_project! {
         Unbounded { #[pin] inner: F },
         Bounded {
             #[pin] inner: F,
-            #[pin] timer: Sleep,
+            // Made on the first wait: most unary answers are ready on their
+            // first poll, and a timer they never wait on is work (and
+            // bytes moved with the future) for nothing.
+            timer: Option<Pin<Box<Sleep>>>,
             timeout: Duration,
             deadline: Instant,
             streaming: bool,
@@ -116,7 +118,7 @@ where
             DeadlineProj::Unbounded { inner } => inner.poll(cx),
             DeadlineProj::Bounded {
                 mut inner,
-                mut timer,
+                timer,
                 timeout,
                 deadline,
                 streaming,
@@ -139,6 +141,11 @@ where
                         })),
                     });
                 }
+                // One timer: first at the arrival limit, if that is sooner.
+                let timer = timer.get_or_insert_with(|| {
+                    let first = arrival.as_ref().map_or(*deadline, |a| a.by.min(*deadline));
+                    Box::pin(tokio::time::sleep_until(first))
+                });
                 ready!(timer.as_mut().poll(cx));
                 if let Some(arrival) = arrival.as_ref().filter(|a| !a.is_whole()) {
                     return Poll::Ready(Ok(arrival.late().into_http()));
