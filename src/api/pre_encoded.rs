@@ -24,6 +24,9 @@ pub enum PreEncoded<M> {
     Message(M),
     /// The encoding of a whole message.
     Bytes(Bytes),
+    /// A message of one length-delimited field whose value is already
+    /// encoded (a Get answer; no vector to allocate).
+    Field(EncodedField),
     /// A message's length-delimited fields, each value already encoded.
     Fields(Vec<EncodedField>),
 }
@@ -38,6 +41,20 @@ pub struct EncodedField {
     pub value: Bytes,
 }
 
+impl EncodedField {
+    fn write(&self, dst: &mut impl BufMut) {
+        prost::encoding::encode_key(self.number, prost::encoding::WireType::LengthDelimited, dst);
+        prost::encoding::encode_varint(self.value.len() as u64, dst);
+        dst.put_slice(&self.value);
+    }
+
+    fn encoded_len(&self) -> usize {
+        prost::encoding::key_len(self.number)
+            + prost::encoding::encoded_len_varint(self.value.len() as u64)
+            + self.value.len()
+    }
+}
+
 impl<M: Message> PreEncoded<M> {
     /// Writes the response's encoding into `dst`.
     pub fn write(&self, dst: &mut impl BufMut) -> Result<(), Status> {
@@ -49,16 +66,12 @@ impl<M: Message> PreEncoded<M> {
                 dst.put_slice(bytes);
                 Ok(())
             }
+            PreEncoded::Field(field) => {
+                field.write(dst);
+                Ok(())
+            }
             PreEncoded::Fields(fields) => {
-                for field in fields {
-                    prost::encoding::encode_key(
-                        field.number,
-                        prost::encoding::WireType::LengthDelimited,
-                        dst,
-                    );
-                    prost::encoding::encode_varint(field.value.len() as u64, dst);
-                    dst.put_slice(&field.value);
-                }
+                fields.iter().for_each(|field| field.write(dst));
                 Ok(())
             }
         }
@@ -69,14 +82,8 @@ impl<M: Message> PreEncoded<M> {
         match self {
             PreEncoded::Message(message) => message.encoded_len(),
             PreEncoded::Bytes(bytes) => bytes.len(),
-            PreEncoded::Fields(fields) => fields
-                .iter()
-                .map(|f| {
-                    prost::encoding::key_len(f.number)
-                        + prost::encoding::encoded_len_varint(f.value.len() as u64)
-                        + f.value.len()
-                })
-                .sum(),
+            PreEncoded::Field(field) => field.encoded_len(),
+            PreEncoded::Fields(fields) => fields.iter().map(EncodedField::encoded_len).sum(),
         }
     }
 }

@@ -53,11 +53,13 @@ impl TradeApi {
         &self,
         request: &pb::GetTradeRecordRequest,
     ) -> Result<PreEncoded<pb::GetTradeRecordResponse>, Status> {
-        let record = self.find(request)?;
-        Ok(PreEncoded::Fields(vec![EncodedField {
+        let value = self
+            .store
+            .read_trade_record(from_proto::id_of(request)?, to_proto::encoded_trade_record)?;
+        Ok(PreEncoded::Field(EncodedField {
             number: GET_RESPONSE_TRADE_RECORD,
-            value: to_proto::encoded_trade_record(&record),
-        }]))
+            value,
+        }))
     }
 
     /// ListTradeRecords' answer: the page's cached record encodings, then

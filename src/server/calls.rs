@@ -16,8 +16,8 @@
 //! answer), and ends the call when the body ends or is dropped (a client
 //! that goes away is `CANCELLED`).
 
-use std::pin::Pin;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;

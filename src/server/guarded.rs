@@ -47,7 +47,6 @@ pub(crate) trait Finish {
 }
 
 impl Finish for () {}
-impl Finish for tokio::sync::OwnedSemaphorePermit {}
 
 impl<F, A, E> Future for Guarded<F, A>
 where

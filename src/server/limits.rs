@@ -16,13 +16,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Frame;
-use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
 use tonic::body::Body;
@@ -84,10 +83,25 @@ pub(super) use layer;
 /// The shared count of calls in flight.
 #[derive(Debug)]
 pub(crate) struct InFlight {
-    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) count: Arc<AtomicUsize>,
     pub(crate) max: usize,
     pub(crate) log: SecurityLog,
 }
+
+/// One call's place in the in-flight count, given back when dropped. A
+/// plain counter, not a semaphore: no call ever waits for a place (one
+/// over the limit is refused), and a semaphore's release takes its
+/// waiters' lock on every call.
+#[derive(Debug)]
+pub(crate) struct InFlightPlace(Arc<AtomicUsize>);
+
+impl Drop for InFlightPlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Finish for InFlightPlace {}
 
 layer!(
     /// Sheds calls past the in-flight limit.
@@ -96,14 +110,15 @@ layer!(
     InFlight
 );
 
-answers_with!(InFlightLimit, Guarded<S::Future, tokio::sync::OwnedSemaphorePermit>);
+answers_with!(InFlightLimit, Guarded<S::Future, InFlightPlace>);
 
 impl<S: Inner> InFlightLimit<S> {
-    fn answer(
-        &mut self,
-        request: http::Request<Body>,
-    ) -> Guarded<S::Future, tokio::sync::OwnedSemaphorePermit> {
-        let Ok(permit) = Arc::clone(&self.config.permits).try_acquire_owned() else {
+    fn answer(&mut self, request: http::Request<Body>) -> Guarded<S::Future, InFlightPlace> {
+        let count = &self.config.count;
+        let taken = count.fetch_add(1, Ordering::AcqRel);
+        let place = InFlightPlace(Arc::clone(count));
+        if taken >= self.config.max {
+            drop(place);
             let message = format!(
                 "the server is answering its maximum of {} calls; retry with backoff",
                 self.config.max
@@ -112,8 +127,8 @@ impl<S: Inner> InFlightLimit<S> {
                 .log
                 .event("overloaded", peer(&request), &message);
             return Guarded::refused(Status::resource_exhausted(message));
-        };
-        Guarded::running(self.inner.call(request), permit)
+        }
+        Guarded::running(self.inner.call(request), place)
     }
 }
 
@@ -221,7 +236,9 @@ pub(crate) struct TooLargeIsResourceExhausted;
 impl Finish for TooLargeIsResourceExhausted {
     fn finish(self, response: &mut http::Response<Body>) {
         let headers = response.headers_mut();
-        let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+        let too_large = headers
+            .get(&super::calls::GRPC_STATUS)
+            .is_some_and(|s| s == "11")
             && headers
                 .get("grpc-message")
                 .and_then(|m| m.to_str().ok())

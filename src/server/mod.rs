@@ -33,8 +33,8 @@ mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
-use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 
 use crate::api::announcement::AnnouncementApi;
@@ -284,7 +284,7 @@ impl App {
                 log.clone(),
             ))
             .layer(InFlightLayer::new(InFlight {
-                permits: Arc::new(Semaphore::new(limits.max_in_flight)),
+                count: Arc::new(AtomicUsize::new(0)),
                 max: limits.max_in_flight,
                 log: log.clone(),
             }))

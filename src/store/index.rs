@@ -352,7 +352,10 @@ mod tests {
         for key in [5u64, 9, 12, 7, 9, 1, 12, 20] {
             postings.insert(key);
         }
-        assert_eq!(postings.after(None).collect::<Vec<_>>(), [1, 5, 7, 9, 12, 20]);
+        assert_eq!(
+            postings.after(None).collect::<Vec<_>>(),
+            [1, 5, 7, 9, 12, 20]
+        );
         assert_eq!(postings.after(Some(7)).collect::<Vec<_>>(), [9, 12, 20]);
         assert_eq!(postings.after(Some(8)).collect::<Vec<_>>(), [9, 12, 20]);
         assert_eq!(postings.after(Some(20)).count(), 0);

@@ -299,6 +299,21 @@ impl Store {
             .ok_or_else(|| Error::not_found("trade record", id))
     }
 
+    /// `read` applied to a record under the read lock: a Get that copies
+    /// out what it answers from needs no reference of its own (an `Arc`
+    /// count touched on a cold cache line).
+    pub(crate) fn read_trade_record<T>(
+        &self,
+        id: Ulid,
+        read: impl FnOnce(&TradeRecord) -> T,
+    ) -> Result<T> {
+        self.read()
+            .records
+            .get(&id)
+            .map(|record| read(record))
+            .ok_or_else(|| Error::not_found("trade record", id))
+    }
+
     pub(crate) fn list_trade_records(
         &self,
         filter: &TradeFilter,
