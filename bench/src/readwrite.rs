@@ -22,18 +22,46 @@ use crate::unary;
 
 const WRITERS: usize = 64;
 
+/// Gets paced at `rate` on one connection, from a thread and runtime of
+/// their own: on the load generator's runtime they would queue behind the
+/// writers' client work, and their p99 would measure the generator.
 async fn reads(
     server: &ServerProcess,
     ids: &Arc<Vec<String>>,
     opts: &Opts,
     rate: f64,
 ) -> Result<LoadResult, BenchError> {
-    let channels = vec![server.connect().await?];
+    let addr = server.addr;
     let ids = Arc::clone(ids);
+    let duration = opts.duration;
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-reads".into())
+        .spawn(move || {
+            let outcome = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(BenchError::from)
+                .and_then(|runtime| runtime.block_on(paced_gets(addr, ids, duration, rate)));
+            let _ = done.send(outcome);
+        })?;
+    result.await?
+}
+
+async fn paced_gets(
+    addr: std::net::SocketAddr,
+    ids: Arc<Vec<String>>,
+    duration: std::time::Duration,
+    rate: f64,
+) -> Result<LoadResult, BenchError> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
     Ok(load::run(
-        &channels,
+        &[channel],
         8,
-        opts.duration,
+        duration,
         Some(rate),
         move |channel, n| {
             let id = ids[(n as usize * 7919) % ids.len()].clone();

@@ -107,7 +107,7 @@ enum Pending {
 
 /// Commits one group: (1) draft every command under the read lock,
 /// queueing their mutations in the journal; (2) write and sync them with
-/// no lock held; (3) apply and broadcast them under the write lock, then
+/// no lock held; (3) apply and broadcast each under the write lock, then
 /// answer. Commands that depend on others of the group in ways the draft
 /// does not model go to `deferred`, for the next group.
 fn commit_group(
@@ -173,16 +173,19 @@ fn commit_group(
         return;
     }
 
+    // The write lock is taken per mutation, not per group: a reader then
+    // waits for one command's apply (a few microseconds), not a group of
+    // 64 (a few hundred). Each command stays atomic, and every mutation
+    // is durable already, so a reader may see a group's first commands
+    // before its last.
     let mut outcomes = Vec::with_capacity(mutations.len());
-    {
+    for mutation in mutations {
         let mut state = shared.write();
-        for mutation in mutations {
-            let (outcome, published) = state.apply(mutation);
-            shared.broadcast(published);
-            outcomes.push(outcome);
-        }
-        Shared::gauge_items(&state);
+        let (outcome, published) = state.apply(mutation);
+        shared.broadcast(published);
+        outcomes.push(outcome);
     }
+    Shared::gauge_items(&shared.read());
     let mut outcomes = outcomes.into_iter();
     for (reply, pending) in waiting {
         let answer = match pending {
