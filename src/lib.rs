@@ -7,6 +7,8 @@
 //!
 //! Module map (see ARCHITECTURE.md for the write and subscribe paths); each
 //! imports only those below it:
+//! - `client` (public): a client with timeouts, TLS and tokens, and
+//!   subscriptions that resume across reconnects; it imports only `pb`;
 //! - `server`: assembly, health, reflection, the accept path, shutdown;
 //! - `demo`: the seed article's facts as a data set, loaded via the API;
 //! - `api`: thin gRPC handlers, routes, conversions, `Error` to `Status`;
@@ -21,6 +23,7 @@
 mod api;
 #[doc(hidden)]
 pub mod bench_hooks;
+pub mod client;
 mod demo;
 mod domain;
 mod error;

@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use tradewire::{Config, DurableConfig, FsyncPolicy, Limits, TlsFiles};
+
+mod cli;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "gRPC service for bilateral trade intelligence")]
@@ -26,6 +28,33 @@ enum Command {
     /// Manage the bearer tokens of --auth-tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Trade records: list, get, create.
+    Records {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(subcommand)]
+        action: cli::RecordsAction,
+    },
+    /// Export reports: publish, list, watch.
+    Reports {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(subcommand)]
+        action: cli::ReportsAction,
+    },
+    /// Announcements: list, watch.
+    Announcements {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(subcommand)]
+        action: cli::AnnouncementsAction,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  tradewire completions bash > /etc/bash_completion.d/tradewire")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,10 +326,34 @@ fn create_token(name: &str, scopes: &str) -> ExitCode {
     }
 }
 
+/// A client subcommand's outcome as the exit code, its error on stderr.
+fn finished(command: &str, outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tradewire {command}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Records { connection, action } => {
+            finished("records", cli::records(&connection, action).await)
+        }
+        Command::Reports { connection, action } => {
+            finished("reports", cli::reports(&connection, action).await)
+        }
+        Command::Announcements { connection, action } => {
+            finished("announcements", cli::announcements(&connection, action).await)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tradewire", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Token(TokenCommand::Create { name, scopes }) => create_token(&name, &scopes),
         Command::Serve(args) => {
             init_tracing(args.log_format);

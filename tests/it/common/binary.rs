@@ -21,7 +21,17 @@ impl ServerProcess {
     /// Starts `tradewire serve --listen 127.0.0.1:0 --log-format json` with
     /// `args` after them, and waits until it serves.
     pub(crate) fn start(args: &[&std::ffi::OsStr]) -> ServerProcess {
-        Self::spawn(Command::new(env!("CARGO_BIN_EXE_tradewire")), args)
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_tradewire")), "127.0.0.1:0", args)
+    }
+
+    /// As `start`, listening on `addr`: a restarted server on its
+    /// predecessor's port.
+    pub(crate) fn start_at(addr: SocketAddr, args: &[&std::ffi::OsStr]) -> ServerProcess {
+        Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_tradewire")),
+            &addr.to_string(),
+            args,
+        )
     }
 
     /// As `start`, with the process's open-file limit (soft and hard) at
@@ -37,12 +47,12 @@ impl ServerProcess {
             .arg("-c")
             .arg(format!("{setup} && exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_tradewire"));
-        Self::spawn(shell, args)
+        Self::spawn(shell, "127.0.0.1:0", args)
     }
 
-    fn spawn(mut command: Command, args: &[&std::ffi::OsStr]) -> ServerProcess {
+    fn spawn(mut command: Command, listen: &str, args: &[&std::ffi::OsStr]) -> ServerProcess {
         let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["serve", "--listen", listen, "--log-format", "json"])
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())

@@ -35,9 +35,12 @@ impl TestServer {
     }
 
     pub(crate) async fn with_config(config: Config) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
+        Self::with_config_at(config, "127.0.0.1:0".parse().expect("loopback")).await
+    }
+
+    /// A server on `addr`: a restarted server on its predecessor's port.
+    pub(crate) async fn with_config_at(config: Config, addr: SocketAddr) -> TestServer {
+        let listener = TcpListener::bind(addr).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let app = App::open(config).await.expect("open app");
         let (stop, stopped) = oneshot::channel::<()>();

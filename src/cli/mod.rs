@@ -1,0 +1,432 @@
+//! The command line for people and scripts, over `tradewire::client`:
+//! `records`, `reports` and `announcements`, each with tables for people
+//! and `--json` (one object per line) for scripts, and `completions`.
+
+mod human;
+mod json;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use tradewire::client::{Client, ClientOptions, ClientTls, SubscriptionError};
+use tradewire::pb;
+
+/// Where the server is, and how output is written.
+#[derive(Debug, Args)]
+pub(crate) struct Connection {
+    /// The server's URL (https:// with --ca).
+    #[arg(
+        long,
+        env = "TRADEWIRE_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    server: String,
+    /// A bearer token (`tradewire token create` makes one).
+    #[arg(long, env = "TRADEWIRE_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// PEM of the CA that signed the server's certificate.
+    #[arg(long, env = "TRADEWIRE_CA", global = true)]
+    ca: Option<PathBuf>,
+    /// One JSON object per line (the proto3 JSON mapping) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl Connection {
+    async fn client(&self) -> Result<Client, String> {
+        let tls = match &self.ca {
+            Some(path) => Some(ClientTls {
+                ca_pem: std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+                ..ClientTls::default()
+            }),
+            None => None,
+        };
+        let options = ClientOptions {
+            token: self.token.clone(),
+            tls,
+            ..ClientOptions::default()
+        };
+        Client::connect_with(&self.server, options)
+            .await
+            .map_err(|e| format!("{}: {e}", self.server))
+    }
+}
+
+/// Which trade figures.
+#[derive(Debug, Args)]
+pub(crate) struct TradeFilterArgs {
+    /// Exporter, ISO 3166-1 alpha-3 (IRN).
+    #[arg(long)]
+    exporter: Option<String>,
+    /// Importer, ISO 3166-1 alpha-3 (RUS).
+    #[arg(long)]
+    importer: Option<String>,
+    /// HS code prefix (87, 8708).
+    #[arg(long)]
+    hs_prefix: Option<String>,
+}
+
+impl TradeFilterArgs {
+    fn filter(&self) -> Option<pb::TradeFilter> {
+        let filter = pb::TradeFilter {
+            exporter: self.exporter.clone().unwrap_or_default(),
+            importer: self.importer.clone().unwrap_or_default(),
+            hs_prefix: self.hs_prefix.clone().unwrap_or_default(),
+            period_overlaps: None,
+        };
+        (filter != pb::TradeFilter::default()).then_some(filter)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RecordsAction {
+    /// List trade records, newest last.
+    #[command(after_help = "Example:\n  tradewire records list --exporter IRN --importer RUS --hs-prefix 8708")]
+    List {
+        #[command(flatten)]
+        filter: TradeFilterArgs,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one trade record.
+    #[command(after_help = "Example:\n  tradewire records get 01JD5V6Q8XKZ3N4M2P7R9S0T1U")]
+    Get {
+        /// Its id.
+        id: String,
+    },
+    /// Create trade records from a file of JSON lines (one TradeRecord each).
+    #[command(after_help = "Example:\n  tradewire records create --from records.jsonl\n\nA line: {\"exporter\":\"IRN\",\"importer\":\"RUS\",\"hsCode\":\"8708\",\"commodity\":\"auto parts\",\"period\":{\"calendarPeriod\":{\"calendar\":\"CALENDAR_GREGORIAN\",\"year\":2023}},\"value\":{\"value\":{\"currencyCode\":\"USD\",\"units\":\"66000000\"},\"bound\":\"BOUND_AT_LEAST\"},\"source\":{\"organization\":\"Iran Trade Promotion Organization\"}}")]
+    Create {
+        /// The file (`-` for standard input).
+        #[arg(long)]
+        from: PathBuf,
+        /// Records per batch call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportsAction {
+    /// Publish export reports from a file of JSON lines (one ExportReport each).
+    #[command(after_help = "Example:\n  tradewire reports publish --from reports.jsonl")]
+    Publish {
+        /// The file (`-` for standard input).
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// List export reports in sequence order.
+    #[command(after_help = "Example:\n  tradewire reports list --exporter IRN")]
+    List {
+        #[command(flatten)]
+        filter: TradeFilterArgs,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Print reports as they are published; goes on across reconnects and
+    /// server restarts, each sequence once.
+    #[command(after_help = "Example:\n  tradewire reports watch --after 0 --importer RUS")]
+    Watch {
+        #[command(flatten)]
+        filter: TradeFilterArgs,
+        /// Start after this sequence (0: every retained report); without
+        /// it, from now.
+        #[arg(long)]
+        after: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AnnouncementsAction {
+    /// List announcements in sequence order.
+    #[command(after_help = "Example:\n  tradewire announcements list --country RUS")]
+    List {
+        /// Only this country (ISO 3166-1 alpha-3).
+        #[arg(long)]
+        country: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Print announcements as they are made, across reconnects.
+    #[command(after_help = "Example:\n  tradewire announcements watch --after 0")]
+    Watch {
+        /// Start after this sequence (0: every retained one); without it,
+        /// from now.
+        #[arg(long)]
+        after: Option<u64>,
+    },
+}
+
+fn lines(from: &PathBuf) -> Result<Vec<String>, String> {
+    let reader: Box<dyn BufRead> = if from.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?,
+        ))
+    };
+    let mut out = Vec::new();
+    for line in reader.lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        if !line.trim().is_empty() {
+            out.push(line);
+        }
+    }
+    Ok(out)
+}
+
+/// A bar on a terminal; nothing when standard error is piped.
+fn progress(len: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn status(e: tonic::Status) -> String {
+    format!("{:?}: {}", e.code(), e.message())
+}
+
+fn print(text: impl std::fmt::Display) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(|e| e.to_string())
+}
+
+pub(crate) async fn records(conn: &Connection, action: RecordsAction) -> Result<(), String> {
+    let client = conn.client().await?;
+    let mut trade = client.trade();
+    match action {
+        RecordsAction::List { filter, limit } => {
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            while all.len() < limit {
+                let page = trade
+                    .list_trade_records(pb::ListTradeRecordsRequest {
+                        page_size: (limit - all.len()).min(1000) as i32,
+                        page_token,
+                        filter: filter.filter(),
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                all.extend(page.trade_records);
+                page_token = page.next_page_token;
+                if page_token.is_empty() {
+                    break;
+                }
+            }
+            if conn.json {
+                for r in &all {
+                    print(json::to_line(r, "TradeRecord")?)?;
+                }
+                Ok(())
+            } else {
+                print(human::records_table(&all))
+            }
+        }
+        RecordsAction::Get { id } => {
+            let record = trade
+                .get_trade_record(pb::GetTradeRecordRequest { id })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .trade_record
+                .ok_or("the answer holds no record")?;
+            if conn.json {
+                print(json::to_line(&record, "TradeRecord")?)
+            } else {
+                print(human::records_table(&[record]))
+            }
+        }
+        RecordsAction::Create { from, batch } => {
+            let lines = lines(&from)?;
+            let mut records = Vec::with_capacity(lines.len());
+            for (n, line) in lines.iter().enumerate() {
+                records.push(
+                    json::from_json::<pb::TradeRecord>(line, "TradeRecord")
+                        .map_err(|e| format!("{} line {}: {e}", from.display(), n + 1))?,
+                );
+            }
+            let bar = progress(records.len());
+            let mut created = 0;
+            for chunk in records.chunks(batch.clamp(1, 1000)) {
+                let response = trade
+                    .batch_create_trade_records(pb::BatchCreateTradeRecordsRequest {
+                        requests: chunk
+                            .iter()
+                            .map(|r| pb::CreateTradeRecordRequest {
+                                trade_record: Some(r.clone()),
+                                request_id: String::new(),
+                            })
+                            .collect(),
+                        request_id: String::new(),
+                    })
+                    .await
+                    .map_err(|e| format!("after {created} created: {}", status(e)))?
+                    .into_inner();
+                created += response.trade_records.len();
+                bar.inc(chunk.len() as u64);
+                if conn.json {
+                    for r in &response.trade_records {
+                        print(json::to_line(r, "TradeRecord")?)?;
+                    }
+                }
+            }
+            bar.finish_and_clear();
+            if !conn.json {
+                print(format!("created {created} trade records"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(crate) async fn reports(conn: &Connection, action: ReportsAction) -> Result<(), String> {
+    let client = conn.client().await?;
+    match action {
+        ReportsAction::Publish { from } => {
+            let mut service = client.reports();
+            let lines = lines(&from)?;
+            let bar = progress(lines.len());
+            for (n, line) in lines.iter().enumerate() {
+                let report = json::from_json::<pb::ExportReport>(line, "ExportReport")
+                    .map_err(|e| format!("{} line {}: {e}", from.display(), n + 1))?;
+                let published = service
+                    .publish_export_report(pb::PublishExportReportRequest {
+                        export_report: Some(report),
+                        request_id: String::new(),
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner()
+                    .export_report
+                    .ok_or("the answer holds no report")?;
+                bar.inc(1);
+                if conn.json {
+                    print(json::to_line(&published, "ExportReport")?)?;
+                } else {
+                    bar.suspend(|| print(human::report_line(&published)))?;
+                }
+            }
+            bar.finish_and_clear();
+            Ok(())
+        }
+        ReportsAction::List { filter, limit } => {
+            let mut service = client.reports();
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            while all.len() < limit {
+                let page = service
+                    .list_export_reports(pb::ListExportReportsRequest {
+                        page_size: (limit - all.len()).min(1000) as i32,
+                        page_token,
+                        filter: filter.filter(),
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                all.extend(page.export_reports);
+                page_token = page.next_page_token;
+                if page_token.is_empty() {
+                    break;
+                }
+            }
+            if conn.json {
+                for r in &all {
+                    print(json::to_line(r, "ExportReport")?)?;
+                }
+                Ok(())
+            } else {
+                print(human::reports_table(&all))
+            }
+        }
+        ReportsAction::Watch { filter, after } => {
+            let mut subscription = client.subscribe_reports(filter.filter(), after);
+            while let Some(item) = subscription.next().await {
+                let report = item.map_err(subscription_error)?;
+                if conn.json {
+                    print(json::to_line(&report, "ExportReport")?)?;
+                } else {
+                    print(human::report_line(&report))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(crate) async fn announcements(
+    conn: &Connection,
+    action: AnnouncementsAction,
+) -> Result<(), String> {
+    let client = conn.client().await?;
+    match action {
+        AnnouncementsAction::List { country, limit } => {
+            let mut service = client.announcements();
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            while all.len() < limit {
+                let page = service
+                    .list_announcements(pb::ListAnnouncementsRequest {
+                        page_size: (limit - all.len()).min(1000) as i32,
+                        page_token,
+                        filter: country.clone().map(|country| pb::AnnouncementFilter {
+                            country,
+                            ..Default::default()
+                        }),
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                all.extend(page.announcements);
+                page_token = page.next_page_token;
+                if page_token.is_empty() {
+                    break;
+                }
+            }
+            if conn.json {
+                for a in &all {
+                    print(json::to_line(a, "Announcement")?)?;
+                }
+                Ok(())
+            } else {
+                print(human::announcements_table(&all))
+            }
+        }
+        AnnouncementsAction::Watch { after } => {
+            let mut subscription = client.watch_announcements(None, after);
+            while let Some(item) = subscription.next().await {
+                let announcement = item.map_err(subscription_error)?;
+                if conn.json {
+                    print(json::to_line(&announcement, "Announcement")?)?;
+                } else {
+                    print(human::announcement_line(&announcement))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn subscription_error(error: SubscriptionError) -> String {
+    match error {
+        SubscriptionError::NotRetained {
+            oldest_retained, ..
+        } => format!(
+            "{error}; run again with --after {} to read what is retained",
+            oldest_retained.saturating_sub(1)
+        ),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,230 @@
+//! `tradewire::client`: unary calls with a token, and subscriptions that
+//! see every sequence once across a server restart.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::timeout;
+use tradewire::client::{Backoff, Client, ClientOptions, SubscriptionError};
+use tradewire::pb;
+
+use crate::common::binary::ServerProcess;
+use crate::common::{TempDir, TestServer, durable, publish, report};
+use crate::streams;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn quick_reconnects() -> ClientOptions {
+    ClientOptions {
+        backoff: Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+        },
+        ..ClientOptions::default()
+    }
+}
+
+async fn next_sequences(
+    subscription: &mut tradewire::client::Subscription<tradewire::client::Reports>,
+    n: usize,
+) -> Vec<u64> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let report = timeout(LIMIT, subscription.next())
+            .await
+            .expect("a report in time")
+            .expect("the subscription goes on")
+            .expect("no error");
+        out.push(report.sequence);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_subscription_sees_every_sequence_once_across_server_restarts() {
+    let dir = TempDir::new("client-restart");
+    let server = TestServer::with_config(durable(dir.path())).await;
+    let addr = server.addr;
+    let client = Client::connect_with(&format!("http://{addr}"), quick_reconnects())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        client
+            .reports()
+            .publish_export_report(publish(report("IRN", "RUS", "8708", &format!("a{i}"))))
+            .await
+            .unwrap();
+    }
+    let mut subscription = client.subscribe_reports(None, Some(0));
+    let mut seen = next_sequences(&mut subscription, 3).await;
+
+    // A graceful restart: the stream ends UNAVAILABLE with its resume
+    // point.
+    server.shutdown().await.unwrap();
+    let server = TestServer::with_config_at(durable(dir.path()), addr).await;
+    for i in 0..3 {
+        server
+            .reports()
+            .await
+            .publish_export_report(publish(report("IRN", "RUS", "8708", &format!("b{i}"))))
+            .await
+            .unwrap();
+    }
+    seen.extend(next_sequences(&mut subscription, 3).await);
+    assert_eq!(seen, (1..=6).collect::<Vec<u64>>(), "each sequence once, in order");
+    assert_eq!(subscription.position(), Some(6));
+    drop(server);
+}
+
+async fn publish_until_served(client: &Client, headline: &str) -> u64 {
+    let mut reports = client.reports();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        // A request id makes the retry safe: a publish that did land is
+        // answered again, not repeated.
+        let mut request = publish(report("IRN", "RUS", "8708", headline));
+        request.request_id = headline.to_owned();
+        match reports.publish_export_report(request).await {
+            Ok(r) => return r.into_inner().export_report.unwrap().sequence,
+            // The call that meets the dead connection fails (UNKNOWN, broken
+            // pipe); the channel then reconnects by itself once the server is
+            // back.
+            Err(status)
+                if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown) =>
+            {
+                assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_sees_every_sequence_once_across_a_killed_server() {
+    let dir = TempDir::new("client-kill");
+    let args = [
+        std::ffi::OsStr::new("--data-dir"),
+        dir.path().as_os_str(),
+        std::ffi::OsStr::new("--fsync"),
+        std::ffi::OsStr::new("always"),
+    ];
+    let mut server = ServerProcess::start(&args);
+    let addr = server.addr;
+    let client = Client::connect_with(&format!("http://{addr}"), quick_reconnects())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        publish_until_served(&client, &format!("a{i}")).await;
+    }
+    let mut subscription = client.subscribe_reports(None, Some(0));
+    let mut seen = next_sequences(&mut subscription, 2).await;
+
+    // SIGKILL mid-stream: no goodbye, the connection just breaks.
+    server.kill();
+    let server = ServerProcess::start_at(addr, &args);
+    for i in 0..3 {
+        publish_until_served(&client, &format!("b{i}")).await;
+    }
+    seen.extend(next_sequences(&mut subscription, 4).await);
+
+    assert_eq!(seen, (1..=6).collect::<Vec<u64>>(), "each sequence once, in order");
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_resume_point_past_retention_ends_the_subscription_with_the_oldest_sequence() {
+    let server = TestServer::with_config(streams::config(16, 3)).await;
+    let client = Client::connect(&format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    for i in 0..6 {
+        client
+            .reports()
+            .publish_export_report(publish(report("IRN", "RUS", "8708", &format!("r{i}"))))
+            .await
+            .unwrap();
+    }
+    let mut subscription = client.subscribe_reports(None, Some(1));
+    let error = timeout(LIMIT, subscription.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SubscriptionError::NotRetained {
+                after: 1,
+                oldest_retained: 4
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(timeout(LIMIT, subscription.next()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_filtered_subscription_from_now_skips_what_came_before() {
+    let server = TestServer::start().await;
+    let client = Client::connect(&format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    let mut reports = client.reports();
+    reports
+        .publish_export_report(publish(report("IRN", "RUS", "8708", "before")))
+        .await
+        .unwrap();
+    let mut subscription = client.subscribe_reports(
+        Some(pb::TradeFilter {
+            importer: "RUS".into(),
+            ..Default::default()
+        }),
+        None,
+    );
+    // Once the stream has said where "now" is, what follows is live.
+    assert_eq!(timeout(LIMIT, subscription.started()).await.unwrap(), Some(1));
+    for (importer, headline) in [("TUR", "elsewhere"), ("RUS", "after")] {
+        reports
+            .publish_export_report(publish(report("IRN", importer, "8708", headline)))
+            .await
+            .unwrap();
+    }
+    let next = timeout(LIMIT, subscription.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((next.sequence, next.headline.as_str()), (3, "after"));
+}
+
+#[tokio::test]
+async fn a_token_rides_on_every_call_and_a_refusal_ends_a_subscription() {
+    let (server, [reader_token, ..], _dir) = crate::security::server_with_tokens(false).await;
+    let url = format!("http://{}", server.addr);
+    let reader = Client::connect_with(
+        &url,
+        ClientOptions {
+            token: Some(reader_token),
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let listed = reader
+        .trade()
+        .list_trade_records(pb::ListTradeRecordsRequest::default())
+        .await;
+    assert!(listed.is_ok(), "{listed:?}");
+    let anonymous = Client::connect(&url).await.unwrap();
+    let mut subscription = anonymous.subscribe_reports(None, Some(0));
+    let error = timeout(LIMIT, subscription.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&error, SubscriptionError::Refused(s) if s.code() == tonic::Code::Unauthenticated),
+        "{error:?}"
+    );
+}
