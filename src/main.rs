@@ -50,7 +50,9 @@ enum Command {
         action: cli::AnnouncementsAction,
     },
     /// Print a shell completion script.
-    #[command(after_help = "Example:\n  tradewire completions bash > /etc/bash_completion.d/tradewire")]
+    #[command(
+        after_help = "Example:\n  tradewire completions bash > /etc/bash_completion.d/tradewire"
+    )]
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
@@ -347,11 +349,17 @@ async fn main() -> ExitCode {
         Command::Reports { connection, action } => {
             finished("reports", cli::reports(&connection, action).await)
         }
-        Command::Announcements { connection, action } => {
-            finished("announcements", cli::announcements(&connection, action).await)
-        }
+        Command::Announcements { connection, action } => finished(
+            "announcements",
+            cli::announcements(&connection, action).await,
+        ),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "tradewire", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "tradewire",
+                &mut std::io::stdout(),
+            );
             ExitCode::SUCCESS
         }
         Command::Token(TokenCommand::Create { name, scopes }) => create_token(&name, &scopes),

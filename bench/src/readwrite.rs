@@ -58,12 +58,8 @@ async fn paced_gets(
         .tcp_nodelay(true)
         .connect()
         .await?;
-    Ok(load::run(
-        &[channel],
-        8,
-        duration,
-        Some(rate),
-        move |channel, n| {
+    Ok(
+        load::run(&[channel], 8, duration, Some(rate), move |channel, n| {
             let id = ids[(n as usize * 7919) % ids.len()].clone();
             async move {
                 TradeServiceClient::new(channel)
@@ -71,9 +67,9 @@ async fn paced_gets(
                     .await
                     .map(drop)
             }
-        },
+        })
+        .await,
     )
-    .await)
 }
 
 pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {

@@ -41,7 +41,11 @@ pub(crate) fn money(value: Option<&pb::BoundedMoney>) -> String {
         grouped(money.units)
     } else {
         let fraction = format!("{:09}", money.nanos.unsigned_abs());
-        format!("{}.{}", grouped(money.units), fraction.trim_end_matches('0'))
+        format!(
+            "{}.{}",
+            grouped(money.units),
+            fraction.trim_end_matches('0')
+        )
     };
     let amount = match money.currency_code.as_str() {
         "USD" => format!("${amount}"),
@@ -70,19 +74,19 @@ fn change(report: &pb::ExportReport) -> String {
 /// "#3 IRN→RUS 8708 2023: ≥ $66,000,000 (≥ +407.69% on 2022)".
 pub(crate) fn report_line(report: &pb::ExportReport) -> String {
     let change = change(report);
-    let change = if change.is_empty() {
-        String::new()
-    } else {
-        format!(" ({change})")
+    // A report may state only a change ("grew 100%"), only a value, or both.
+    let figures = match (report.value.as_ref(), change.is_empty()) {
+        (Some(value), true) => money(Some(value)),
+        (Some(value), false) => format!("{} ({change})", money(Some(value))),
+        (None, _) => change,
     };
     format!(
-        "#{} {}→{} {} {}: {}{change}",
+        "#{} {}→{} {} {}: {figures}",
         report.sequence,
         report.exporter,
         report.importer,
         report.hs_code,
         label(report.period.as_ref()),
-        money(report.value.as_ref()),
     )
 }
 
@@ -148,10 +152,9 @@ pub(crate) fn reports_table(reports: &[pb::ExportReport]) -> Table {
 pub(crate) fn announcements_table(announcements: &[pb::Announcement]) -> Table {
     let mut t = table(&["seq", "kind", "date", "countries", "headline"]);
     for a in announcements {
-        let date = a
-            .announced_date
-            .as_ref()
-            .map_or(String::new(), |d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day));
+        let date = a.announced_date.as_ref().map_or(String::new(), |d| {
+            format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
+        });
         t.add_row(vec![
             a.sequence.to_string(),
             kind(a.kind),
@@ -177,9 +180,60 @@ mod tests {
             }),
             bound: bound.into(),
         };
-        assert_eq!(money(Some(&m(66_000_000, 0, pb::Bound::AtLeast))), "≥ $66,000,000");
-        assert_eq!(money(Some(&m(13_000_000, 0, pb::Bound::Exact))), "$13,000,000");
-        assert_eq!(money(Some(&m(999, 500_000_000, pb::Bound::Exact))), "$999.5");
+        assert_eq!(
+            money(Some(&m(66_000_000, 0, pb::Bound::AtLeast))),
+            "≥ $66,000,000"
+        );
+        assert_eq!(
+            money(Some(&m(13_000_000, 0, pb::Bound::Exact))),
+            "$13,000,000"
+        );
+        assert_eq!(
+            money(Some(&m(999, 500_000_000, pb::Bound::Exact))),
+            "$999.5"
+        );
         assert_eq!(money(None), "-");
+    }
+
+    #[test]
+    fn a_report_line_states_its_value_and_change() {
+        let report = pb::ExportReport {
+            sequence: 1,
+            exporter: "IRN".into(),
+            importer: "RUS".into(),
+            hs_code: "8708".into(),
+            period: Some(pb::Period {
+                label: "2023".into(),
+                ..Default::default()
+            }),
+            value: Some(pb::BoundedMoney {
+                value: Some(pb::Money {
+                    currency_code: "USD".into(),
+                    units: 66_000_000,
+                    nanos: 0,
+                }),
+                bound: pb::Bound::AtLeast.into(),
+            }),
+            baseline_period: Some(pb::Period {
+                label: "2022".into(),
+                ..Default::default()
+            }),
+            change_percent: Some(407.6923),
+            change_bound: pb::Bound::AtLeast.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            report_line(&report),
+            "#1 IRN→RUS 8708 2023: ≥ $66,000,000 (≥ +407.69% on 2022)"
+        );
+        let change_only = pb::ExportReport {
+            value: None,
+            change_bound: pb::Bound::Exact.into(),
+            ..report
+        };
+        assert_eq!(
+            report_line(&change_only),
+            "#1 IRN→RUS 8708 2023: +407.69% on 2022"
+        );
     }
 }

@@ -85,7 +85,9 @@ impl TradeFilterArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum RecordsAction {
     /// List trade records, newest last.
-    #[command(after_help = "Example:\n  tradewire records list --exporter IRN --importer RUS --hs-prefix 8708")]
+    #[command(
+        after_help = "Example:\n  tradewire records list --exporter IRN --importer RUS --hs-prefix 8708"
+    )]
     List {
         #[command(flatten)]
         filter: TradeFilterArgs,
@@ -100,7 +102,9 @@ pub(crate) enum RecordsAction {
         id: String,
     },
     /// Create trade records from a file of JSON lines (one TradeRecord each).
-    #[command(after_help = "Example:\n  tradewire records create --from records.jsonl\n\nA line: {\"exporter\":\"IRN\",\"importer\":\"RUS\",\"hsCode\":\"8708\",\"commodity\":\"auto parts\",\"period\":{\"calendarPeriod\":{\"calendar\":\"CALENDAR_GREGORIAN\",\"year\":2023}},\"value\":{\"value\":{\"currencyCode\":\"USD\",\"units\":\"66000000\"},\"bound\":\"BOUND_AT_LEAST\"},\"source\":{\"organization\":\"Iran Trade Promotion Organization\"}}")]
+    #[command(
+        after_help = "Example:\n  tradewire records create --from records.jsonl\n\nA line: {\"exporter\":\"IRN\",\"importer\":\"RUS\",\"hsCode\":\"8708\",\"commodity\":\"auto parts\",\"period\":{\"calendarPeriod\":{\"calendar\":\"CALENDAR_GREGORIAN\",\"year\":2023}},\"value\":{\"value\":{\"currencyCode\":\"USD\",\"units\":\"66000000\"},\"bound\":\"BOUND_AT_LEAST\"},\"source\":{\"organization\":\"Iran Trade Promotion Organization\"}}"
+    )]
     Create {
         /// The file (`-` for standard input).
         #[arg(long)]
@@ -200,7 +204,12 @@ fn status(e: tonic::Status) -> String {
 
 fn print(text: impl std::fmt::Display) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").map_err(|e| e.to_string())
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // The reader went away (`| head`): done, as other tools are.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 pub(crate) async fn records(conn: &Connection, action: RecordsAction) -> Result<(), String> {

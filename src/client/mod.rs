@@ -95,7 +95,10 @@ pub struct CallSettings {
 }
 
 impl Interceptor for CallSettings {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(token) = &self.token {
             request
                 .metadata_mut()
@@ -136,7 +139,8 @@ impl Client {
             .keep_alive_timeout(options.keepalive)
             .keep_alive_while_idle(true);
         if let Some(tls) = &options.tls {
-            let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
+            let mut config =
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
             if let Some(domain) = &tls.domain {
                 config = config.domain_name(domain.clone());
             }

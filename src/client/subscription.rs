@@ -331,7 +331,10 @@ mod tests {
             let ceiling = Duration::from_millis(100)
                 .saturating_mul(1 << attempt.min(16))
                 .min(Duration::from_secs(2));
-            assert!(backoff.wait(attempt, &random) <= ceiling, "attempt {attempt}");
+            assert!(
+                backoff.wait(attempt, &random) <= ceiling,
+                "attempt {attempt}"
+            );
         }
         // Jitter: across many draws of one attempt, not all waits are equal.
         let waits: std::collections::HashSet<Duration> = (0..20)

@@ -71,7 +71,11 @@ async fn a_subscription_sees_every_sequence_once_across_server_restarts() {
             .unwrap();
     }
     seen.extend(next_sequences(&mut subscription, 3).await);
-    assert_eq!(seen, (1..=6).collect::<Vec<u64>>(), "each sequence once, in order");
+    assert_eq!(
+        seen,
+        (1..=6).collect::<Vec<u64>>(),
+        "each sequence once, in order"
+    );
     assert_eq!(subscription.position(), Some(6));
     drop(server);
 }
@@ -90,7 +94,10 @@ async fn publish_until_served(client: &Client, headline: &str) -> u64 {
             // pipe); the channel then reconnects by itself once the server is
             // back.
             Err(status)
-                if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown) =>
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Unknown
+                ) =>
             {
                 assert!(tokio::time::Instant::now() < deadline, "{status:?}");
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -128,7 +135,11 @@ async fn a_subscription_sees_every_sequence_once_across_a_killed_server() {
     }
     seen.extend(next_sequences(&mut subscription, 4).await);
 
-    assert_eq!(seen, (1..=6).collect::<Vec<u64>>(), "each sequence once, in order");
+    assert_eq!(
+        seen,
+        (1..=6).collect::<Vec<u64>>(),
+        "each sequence once, in order"
+    );
     drop(server);
 }
 
@@ -183,7 +194,10 @@ async fn a_filtered_subscription_from_now_skips_what_came_before() {
         None,
     );
     // Once the stream has said where "now" is, what follows is live.
-    assert_eq!(timeout(LIMIT, subscription.started()).await.unwrap(), Some(1));
+    assert_eq!(
+        timeout(LIMIT, subscription.started()).await.unwrap(),
+        Some(1)
+    );
     for (importer, headline) in [("TUR", "elsewhere"), ("RUS", "after")] {
         reports
             .publish_export_report(publish(report("IRN", importer, "8708", headline)))

@@ -7,6 +7,7 @@
 mod common;
 
 mod announcements;
+mod cli;
 mod client;
 mod compression;
 mod crash;

@@ -189,7 +189,9 @@ fn bearer(token: &str) -> impl Fn(Request<()>) -> Result<Request<()>, tonic::Sta
 
 /// A server with three tokens: reader (read), ingest (write, publish) and
 /// root (admin); returns them in that order.
-pub(crate) async fn server_with_tokens(allow_anonymous_read: bool) -> (TestServer, [String; 3], TempDir) {
+pub(crate) async fn server_with_tokens(
+    allow_anonymous_read: bool,
+) -> (TestServer, [String; 3], TempDir) {
     server_with_tokens_and(allow_anonymous_read, Config::default()).await
 }
 

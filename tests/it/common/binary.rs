@@ -21,7 +21,11 @@ impl ServerProcess {
     /// Starts `tradewire serve --listen 127.0.0.1:0 --log-format json` with
     /// `args` after them, and waits until it serves.
     pub(crate) fn start(args: &[&std::ffi::OsStr]) -> ServerProcess {
-        Self::spawn(Command::new(env!("CARGO_BIN_EXE_tradewire")), "127.0.0.1:0", args)
+        Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_tradewire")),
+            "127.0.0.1:0",
+            args,
+        )
     }
 
     /// As `start`, listening on `addr`: a restarted server on its
