@@ -29,7 +29,7 @@ use tonic::codegen::http;
 use tonic::{Code, Status};
 use tower::Layer;
 
-use super::guarded::{Finish, Guarded, Inner, answers_with};
+use super::guarded::{Finish, GRPC_STATUS, Guarded, Inner, answers_with};
 use crate::api::caller::{Caller, Peer};
 
 /// The call layer; `metrics` turns the metrics on (the log line is always
@@ -259,9 +259,6 @@ impl<S: Inner> Calls<S> {
         Guarded::running(self.inner.call(request), Observe { call })
     }
 }
-
-/// Looked up by name, not by string: a string is parsed on every lookup.
-pub(super) static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 fn status_code(headers: &http::HeaderMap) -> Option<Code> {
     headers

@@ -36,6 +36,9 @@ impl<F, A> Guarded<F, A> {
     }
 }
 
+/// Looked up by name, not by string: a string is parsed on every lookup.
+pub(super) static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 /// What a layer does with the inner answer once it is ready; dropping it
 /// is the default (an in-flight permit is returned that way).
 pub(crate) trait Finish {

@@ -237,7 +237,7 @@ impl Finish for TooLargeIsResourceExhausted {
     fn finish(self, response: &mut http::Response<Body>) {
         let headers = response.headers_mut();
         let too_large = headers
-            .get(&super::calls::GRPC_STATUS)
+            .get(&super::guarded::GRPC_STATUS)
             .is_some_and(|s| s == "11")
             && headers
                 .get("grpc-message")
