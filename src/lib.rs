@@ -2,8 +2,8 @@
 //!
 //! The public surface is what a user of the library needs: [`serve`] or
 //! [`App`] with a [`Config`], the generated `tradewire.v1` messages,
-//! clients and servers in [`pb`], and what opening a durable store
-//! reports. Everything else is internal.
+//! clients and servers in [`pb`], a resuming client in [`client`], and
+//! what opening a durable store reports. Everything else is internal.
 //!
 //! Module map (see ARCHITECTURE.md for the write and subscribe paths); each
 //! imports only those below it:
