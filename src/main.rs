@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -187,6 +188,11 @@ struct ServeArgs {
     /// Serve Prometheus metrics on this address (`/metrics`); off without it.
     #[arg(long, env = "TRADEWIRE_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Export a span per call to this OTLP/gRPC collector
+    /// (http://127.0.0.1:4317); each call's span joins the caller's trace
+    /// through its W3C traceparent. Off by default.
+    #[arg(long, env = "TRADEWIRE_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -218,13 +224,46 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to standard output in `format`, and, with `otlp_endpoint`, spans to
+/// that collector (the provider is returned, to flush at exit).
+fn init_tracing(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+) -> Result<Option<SdkTracerProvider>, String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let (provider, traces) = match otlp_endpoint {
+        Some(endpoint) => {
+            use opentelemetry::trace::TracerProvider as _;
+            use opentelemetry_otlp::WithExportConfig;
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()
+                .map_err(|e| format!("--otlp-endpoint {endpoint}: {e}"))?;
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder()
+                        .with_service_name("tradewire")
+                        .build(),
+                )
+                .build();
+            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("tradewire"));
+            (Some(provider), Some(layer))
+        }
+        None => (None, None),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(traces);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json())
+            .init(),
     }
+    Ok(provider)
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
@@ -284,6 +323,7 @@ async fn serve(args: ServeArgs) -> Result<(), tradewire::ServeError> {
     config.auth_tokens = args.auth_tokens;
     config.allow_anonymous_read = args.allow_anonymous_read;
     config.metrics_listen = args.metrics_listen;
+    config.trace_calls = args.otlp_endpoint.is_some();
     raise_open_file_limit();
     if !args.in_memory {
         let mut durable = DurableConfig::new(args.data_dir);
@@ -364,8 +404,23 @@ async fn main() -> ExitCode {
         }
         Command::Token(TokenCommand::Create { name, scopes }) => create_token(&name, &scopes),
         Command::Serve(args) => {
-            init_tracing(args.log_format);
-            match serve(*args).await {
+            let provider = match init_tracing(args.log_format, args.otlp_endpoint.as_deref()) {
+                Ok(provider) => provider,
+                Err(error) => {
+                    eprintln!("tradewire: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let outcome = serve(*args).await;
+            if let Some(provider) = provider {
+                // Sends the spans still batched; it blocks, so off the
+                // runtime's workers, which drive the exporter's channel.
+                let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+                if let Ok(Err(error)) = flushed {
+                    eprintln!("tradewire: exporting the last spans: {error}");
+                }
+            }
+            match outcome {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(%error, "tradewire stopped");

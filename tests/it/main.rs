@@ -22,5 +22,6 @@ mod periods;
 mod security;
 mod stream_lifecycle;
 mod streams;
+mod traces;
 mod trade_record_validation;
 mod trade_records;
