@@ -29,8 +29,13 @@ use crate::pb::export_report_service_client::ExportReportServiceClient;
 use crate::pb::trade_service_client::TradeServiceClient;
 
 pub use subscription::{
-    Announcements, Backoff, Reports, StreamKind, Subscription, SubscriptionError,
+    Announcements, Backoff, Event, Reports, StreamKind, Subscription, SubscriptionError,
 };
+
+/// Export reports across reconnects ([`Client::subscribe_reports`]).
+pub type ReportSubscription = Subscription<Reports>;
+/// Announcements across reconnects ([`Client::watch_announcements`]).
+pub type AnnouncementSubscription = Subscription<Announcements>;
 
 /// How to reach the server.
 #[derive(Debug, Clone)]
@@ -204,7 +209,7 @@ impl Client {
         &self,
         filter: Option<crate::pb::TradeFilter>,
         after: Option<u64>,
-    ) -> Subscription<Reports> {
+    ) -> ReportSubscription {
         Subscription::start(
             Reports {
                 client: ExportReportServiceClient::new(self.streaming()),
@@ -221,7 +226,7 @@ impl Client {
         &self,
         filter: Option<crate::pb::AnnouncementFilter>,
         after: Option<u64>,
-    ) -> Subscription<Announcements> {
+    ) -> AnnouncementSubscription {
         Subscription::start(
             Announcements {
                 client: AnnouncementServiceClient::new(self.streaming()),

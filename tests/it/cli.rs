@@ -150,3 +150,16 @@ async fn reports_watch_goes_on_across_a_restart() {
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+#[tokio::test]
+async fn completions_are_printed_for_each_shell() {
+    let server = TestServer::start().await;
+    for shell in ["bash", "zsh", "fish"] {
+        let (ok, script, _) = tradewire(&server, &["completions", shell]).await;
+        assert!(ok, "{shell}");
+        assert!(
+            script.contains("records") && script.contains("watch"),
+            "{shell}"
+        );
+    }
+}

@@ -242,3 +242,91 @@ async fn a_token_rides_on_every_call_and_a_refusal_ends_a_subscription() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn the_client_speaks_tls_to_a_server_signed_by_its_ca() {
+    use crate::common::pki::Pki;
+    use tradewire::client::ClientTls;
+    let pki = Pki::new("client-tls");
+    let (cert, key) = pki.server_files("a");
+    let server = TestServer::with_config(tradewire::Config {
+        tls: Some(tradewire::TlsFiles {
+            cert,
+            key,
+            client_ca: None,
+        }),
+        ..tradewire::Config::default()
+    })
+    .await;
+    let url = format!("https://{}", server.addr);
+    let tls = |ca_pem: &str| ClientOptions {
+        tls: Some(ClientTls {
+            ca_pem: ca_pem.as_bytes().to_vec(),
+            domain: Some("localhost".into()),
+            identity: None,
+        }),
+        connect_timeout: Duration::from_secs(5),
+        ..ClientOptions::default()
+    };
+    let client = Client::connect_with(&url, tls(&pki.ca_pem)).await.unwrap();
+    let status = client
+        .trade()
+        .get_trade_record(pb::GetTradeRecordRequest {
+            id: "01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "served over TLS");
+
+    let stranger = Pki::new("client-tls-stranger");
+    assert!(
+        Client::connect_with(&url, tls(&stranger.ca_pem))
+            .await
+            .is_err(),
+        "a server signed by another CA is refused"
+    );
+}
+
+#[tokio::test]
+async fn unary_calls_carry_the_request_timeout() {
+    use crate::fsync::SyncGate;
+    let dir = TempDir::new("client-timeout");
+    let mut config = durable(dir.path());
+    let gate = SyncGate::install(&mut config);
+    let server = TestServer::with_config(config).await;
+    let client = Client::connect_with(
+        &format!("http://{}", server.addr),
+        ClientOptions {
+            request_timeout: Duration::from_millis(300),
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The write waits in its fsync, which the gate holds past the timeout.
+    gate.arm();
+    let started = std::time::Instant::now();
+    let status = client
+        .trade()
+        .create_trade_record(crate::common::create(crate::common::record(
+            "IRN", "RUS", "8708", 2022, 1,
+        )))
+        .await
+        .unwrap_err();
+    // The server answers DEADLINE_EXCEEDED at the deadline the call
+    // carried; tonic's own timer on the client may fire first, which it
+    // reports as CANCELLED "Timeout expired".
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        "{status:?}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < LIMIT,
+        "{waited:?}"
+    );
+    gate.release();
+}
