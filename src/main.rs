@@ -188,6 +188,12 @@ struct ServeArgs {
     /// Serve Prometheus metrics on this address (`/metrics`); off without it.
     #[arg(long, env = "TRADEWIRE_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Worker threads: 0 is one per core; 1 runs everything on one thread
+    /// (tokio's current-thread runtime), which writes each connection's
+    /// ready stream frames together: for a fan-out-heavy server on one
+    /// core, about half the CPU per delivery.
+    #[arg(long, env = "TRADEWIRE_WORKER_THREADS", default_value_t = 0)]
+    worker_threads: usize,
     /// Export a span per call to this OTLP/gRPC collector
     /// (http://127.0.0.1:4317); each call's span joins the caller's trace
     /// through its W3C traceparent. Off by default.
@@ -379,9 +385,34 @@ fn finished(command: &str, outcome: Result<(), String>) -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let workers = match &cli.command {
+        Command::Serve(args) => args.worker_threads,
+        _ => 0,
+    };
+    // One worker: tokio's single-threaded runtime, which has no LIFO slot,
+    // so the frames that many streams of a connection make ready together
+    // leave together (BENCHMARKS.md, fan-out).
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if workers > 1 {
+            builder.worker_threads(workers);
+        }
+        builder
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("tradewire: cannot start the runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Records { connection, action } => {
             finished("records", cli::records(&connection, action).await)

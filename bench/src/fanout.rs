@@ -386,7 +386,14 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
         ],
     );
     let floor = servers::floor("floor-fanout", opts.server_core)?;
-    let ours = servers::tradewire(opts.server_core, None, &["--max-subscribers", "1000000"])?;
+    // 10,000 subscriptions open at once: past the default in-flight limit
+    // (4,096), which would shed some of them (the bench's subscribers do
+    // not retry).
+    let ours = servers::tradewire(
+        opts.server_core,
+        None,
+        &["--max-subscribers", "1000000", "--max-in-flight", "1000000"],
+    )?;
     // Saturation first: the floor's delivery rate there sets the next rate.
     let mut scenarios = vec![(format!("{} reports/s", opts.rate), opts.rate)];
     let mut floor_peak = None;

@@ -330,3 +330,26 @@ async fn unary_calls_carry_the_request_timeout() {
     );
     gate.release();
 }
+
+#[tokio::test]
+async fn a_single_threaded_server_serves_calls_and_streams() {
+    let server = ServerProcess::start(&[
+        std::ffi::OsStr::new("--in-memory"),
+        std::ffi::OsStr::new("--demo"),
+        std::ffi::OsStr::new("--worker-threads"),
+        std::ffi::OsStr::new("1"),
+    ]);
+    let client = Client::connect(&format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    let records = client
+        .trade()
+        .list_trade_records(pb::ListTradeRecordsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .trade_records;
+    assert_eq!(records.len(), 2, "the seed's two yearly figures");
+    let mut subscription = client.subscribe_reports(None, Some(0));
+    assert_eq!(next_sequences(&mut subscription, 2).await, [1, 2]);
+}
