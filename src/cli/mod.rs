@@ -212,37 +212,66 @@ fn print(text: impl std::fmt::Display) -> Result<(), String> {
     }
 }
 
+/// Up to `limit` items, page after page: `page(size, token)` fetches one
+/// page and its next token (empty after the last).
+async fn pages<T, F, Fut>(limit: usize, mut page: F) -> Result<Vec<T>, String>
+where
+    F: FnMut(i32, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut all = Vec::new();
+    let mut token = String::new();
+    while all.len() < limit {
+        let size = (limit - all.len()).min(1000) as i32;
+        let (items, next) = page(size, token).await.map_err(status)?;
+        all.extend(items);
+        token = next;
+        if token.is_empty() {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// `items` as JSON lines (messages of type `name`), or as `table` makes them.
+fn print_all<M: prost::Message>(
+    json: bool,
+    items: &[M],
+    name: &str,
+    table: impl FnOnce(&[M]) -> comfy_table::Table,
+) -> Result<(), String> {
+    if json {
+        for item in items {
+            print(json::to_line(item, name)?)?;
+        }
+        Ok(())
+    } else {
+        print(table(items))
+    }
+}
+
 pub(crate) async fn records(conn: &Connection, action: RecordsAction) -> Result<(), String> {
     let client = conn.client().await?;
     let mut trade = client.trade();
     match action {
         RecordsAction::List { filter, limit } => {
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            while all.len() < limit {
-                let page = trade
-                    .list_trade_records(pb::ListTradeRecordsRequest {
-                        page_size: (limit - all.len()).min(1000) as i32,
-                        page_token,
-                        filter: filter.filter(),
-                    })
-                    .await
-                    .map_err(status)?
-                    .into_inner();
-                all.extend(page.trade_records);
-                page_token = page.next_page_token;
-                if page_token.is_empty() {
-                    break;
+            let all = pages(limit, |page_size, page_token| {
+                let mut trade = trade.clone();
+                let filter = filter.filter();
+                async move {
+                    let page = trade
+                        .list_trade_records(pb::ListTradeRecordsRequest {
+                            page_size,
+                            page_token,
+                            filter,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.trade_records, page.next_page_token))
                 }
-            }
-            if conn.json {
-                for r in &all {
-                    print(json::to_line(r, "TradeRecord")?)?;
-                }
-                Ok(())
-            } else {
-                print(human::records_table(&all))
-            }
+            })
+            .await?;
+            print_all(conn.json, &all, "TradeRecord", human::records_table)
         }
         RecordsAction::Get { id } => {
             let record = trade
@@ -252,11 +281,7 @@ pub(crate) async fn records(conn: &Connection, action: RecordsAction) -> Result<
                 .into_inner()
                 .trade_record
                 .ok_or("the answer holds no record")?;
-            if conn.json {
-                print(json::to_line(&record, "TradeRecord")?)
-            } else {
-                print(human::records_table(&[record]))
-            }
+            print_all(conn.json, &[record], "TradeRecord", human::records_table)
         }
         RecordsAction::Create { from, batch } => {
             let lines = lines(&from)?;
@@ -332,33 +357,24 @@ pub(crate) async fn reports(conn: &Connection, action: ReportsAction) -> Result<
             Ok(())
         }
         ReportsAction::List { filter, limit } => {
-            let mut service = client.reports();
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            while all.len() < limit {
-                let page = service
-                    .list_export_reports(pb::ListExportReportsRequest {
-                        page_size: (limit - all.len()).min(1000) as i32,
-                        page_token,
-                        filter: filter.filter(),
-                    })
-                    .await
-                    .map_err(status)?
-                    .into_inner();
-                all.extend(page.export_reports);
-                page_token = page.next_page_token;
-                if page_token.is_empty() {
-                    break;
+            let service = client.reports();
+            let all = pages(limit, |page_size, page_token| {
+                let mut service = service.clone();
+                let filter = filter.filter();
+                async move {
+                    let page = service
+                        .list_export_reports(pb::ListExportReportsRequest {
+                            page_size,
+                            page_token,
+                            filter,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.export_reports, page.next_page_token))
                 }
-            }
-            if conn.json {
-                for r in &all {
-                    print(json::to_line(r, "ExportReport")?)?;
-                }
-                Ok(())
-            } else {
-                print(human::reports_table(&all))
-            }
+            })
+            .await?;
+            print_all(conn.json, &all, "ExportReport", human::reports_table)
         }
         ReportsAction::Watch { filter, after } => {
             let mut subscription = client.subscribe_reports(filter.filter(), after);
@@ -382,36 +398,27 @@ pub(crate) async fn announcements(
     let client = conn.client().await?;
     match action {
         AnnouncementsAction::List { country, limit } => {
-            let mut service = client.announcements();
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            while all.len() < limit {
-                let page = service
-                    .list_announcements(pb::ListAnnouncementsRequest {
-                        page_size: (limit - all.len()).min(1000) as i32,
-                        page_token,
-                        filter: country.clone().map(|country| pb::AnnouncementFilter {
-                            country,
-                            ..Default::default()
-                        }),
-                    })
-                    .await
-                    .map_err(status)?
-                    .into_inner();
-                all.extend(page.announcements);
-                page_token = page.next_page_token;
-                if page_token.is_empty() {
-                    break;
+            let service = client.announcements();
+            let all = pages(limit, |page_size, page_token| {
+                let mut service = service.clone();
+                let filter = country.clone().map(|country| pb::AnnouncementFilter {
+                    country,
+                    ..Default::default()
+                });
+                async move {
+                    let page = service
+                        .list_announcements(pb::ListAnnouncementsRequest {
+                            page_size,
+                            page_token,
+                            filter,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.announcements, page.next_page_token))
                 }
-            }
-            if conn.json {
-                for a in &all {
-                    print(json::to_line(a, "Announcement")?)?;
-                }
-                Ok(())
-            } else {
-                print(human::announcements_table(&all))
-            }
+            })
+            .await?;
+            print_all(conn.json, &all, "Announcement", human::announcements_table)
         }
         AnnouncementsAction::Watch { after } => {
             let mut subscription = client.watch_announcements(None, after);

@@ -24,6 +24,22 @@ fn quick_reconnects() -> ClientOptions {
     }
 }
 
+/// Publishes `n` reports through the client, headlined `{prefix}{i}`.
+async fn publish_reports(client: &Client, prefix: &str, n: usize) {
+    for i in 0..n {
+        client
+            .reports()
+            .publish_export_report(publish(report(
+                "IRN",
+                "RUS",
+                "8708",
+                &format!("{prefix}{i}"),
+            )))
+            .await
+            .unwrap();
+    }
+}
+
 async fn next_sequences(
     subscription: &mut tradewire::client::Subscription<tradewire::client::Reports>,
     n: usize,
@@ -48,13 +64,7 @@ async fn a_subscription_sees_every_sequence_once_across_server_restarts() {
     let client = Client::connect_with(&format!("http://{addr}"), quick_reconnects())
         .await
         .unwrap();
-    for i in 0..3 {
-        client
-            .reports()
-            .publish_export_report(publish(report("IRN", "RUS", "8708", &format!("a{i}"))))
-            .await
-            .unwrap();
-    }
+    publish_reports(&client, "a", 3).await;
     let mut subscription = client.subscribe_reports(None, Some(0));
     let mut seen = next_sequences(&mut subscription, 3).await;
 
@@ -149,13 +159,7 @@ async fn a_resume_point_past_retention_ends_the_subscription_with_the_oldest_seq
     let client = Client::connect(&format!("http://{}", server.addr))
         .await
         .unwrap();
-    for i in 0..6 {
-        client
-            .reports()
-            .publish_export_report(publish(report("IRN", "RUS", "8708", &format!("r{i}"))))
-            .await
-            .unwrap();
-    }
+    publish_reports(&client, "r", 6).await;
     let mut subscription = client.subscribe_reports(None, Some(1));
     let error = timeout(LIMIT, subscription.next())
         .await
