@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::time::timeout;
-use tradewire::client::{Backoff, Client, ClientOptions, SubscriptionError};
+use tradewire::client::{Backoff, Client, ClientOptions, ReportSubscription, SubscriptionError};
 use tradewire::pb;
 
 use crate::common::binary::ServerProcess;
@@ -24,6 +24,15 @@ fn quick_reconnects() -> ClientOptions {
     }
 }
 
+/// The error a subscription ends with, its first event.
+async fn ending_error(subscription: &mut ReportSubscription) -> SubscriptionError {
+    timeout(LIMIT, subscription.next())
+        .await
+        .expect("an event in time")
+        .expect("an error before the end")
+        .expect_err("an error, not a report")
+}
+
 /// Publishes `n` reports through the client, headlined `{prefix}{i}`.
 async fn publish_reports(client: &Client, prefix: &str, n: usize) {
     for i in 0..n {
@@ -40,10 +49,7 @@ async fn publish_reports(client: &Client, prefix: &str, n: usize) {
     }
 }
 
-async fn next_sequences(
-    subscription: &mut tradewire::client::Subscription<tradewire::client::Reports>,
-    n: usize,
-) -> Vec<u64> {
+async fn next_sequences(subscription: &mut ReportSubscription, n: usize) -> Vec<u64> {
     let mut out = Vec::new();
     while out.len() < n {
         let report = timeout(LIMIT, subscription.next())
@@ -161,11 +167,7 @@ async fn a_resume_point_past_retention_ends_the_subscription_with_the_oldest_seq
         .unwrap();
     publish_reports(&client, "r", 6).await;
     let mut subscription = client.subscribe_reports(None, Some(1));
-    let error = timeout(LIMIT, subscription.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_err();
+    let error = ending_error(&mut subscription).await;
     assert!(
         matches!(
             error,
@@ -236,11 +238,7 @@ async fn a_token_rides_on_every_call_and_a_refusal_ends_a_subscription() {
     assert!(listed.is_ok(), "{listed:?}");
     let anonymous = Client::connect(&url).await.unwrap();
     let mut subscription = anonymous.subscribe_reports(None, Some(0));
-    let error = timeout(LIMIT, subscription.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_err();
+    let error = ending_error(&mut subscription).await;
     assert!(
         matches!(&error, SubscriptionError::Refused(s) if s.code() == tonic::Code::Unauthenticated),
         "{error:?}"
