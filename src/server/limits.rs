@@ -155,15 +155,19 @@ impl Arrival {
 
     /// The answer to a request that did not arrive whole in time.
     pub(super) fn late(&self) -> Status {
-        let message = format!(
-            "the request did not arrive whole within {:?}",
-            self.config.receive_timeout
-        );
-        self.config
-            .log
-            .event("request_timeout", self.peer, &message);
-        Status::deadline_exceeded(message)
+        late(&self.config, self.peer)
     }
+}
+
+/// The answer to a request (unary or streaming) that did not arrive whole
+/// within the receive timeout, logged as a security event.
+fn late(config: &RequestBodies, peer: Option<std::net::SocketAddr>) -> Status {
+    let message = format!(
+        "the request did not arrive whole within {:?}",
+        config.receive_timeout
+    );
+    config.log.event("request_timeout", peer, &message);
+    Status::deadline_exceeded(message)
 }
 
 /// Request body settings.
@@ -309,14 +313,7 @@ impl http_body::Body for LimitedBody {
                     .expires
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 ready!(expires.as_mut().poll(cx));
-                let message = format!(
-                    "the request did not arrive whole within {:?}",
-                    self.config.receive_timeout
-                );
-                self.config
-                    .log
-                    .event("request_timeout", self.peer, &message);
-                Poll::Ready(Some(Err(Status::deadline_exceeded(message))))
+                Poll::Ready(Some(Err(late(&self.config, self.peer))))
             }
         }
     }
