@@ -32,7 +32,7 @@ fn meeting() -> pb::Announcement {
     }
 }
 
-fn forecast() -> pb::Announcement {
+pub(crate) fn forecast() -> pb::Announcement {
     pb::Announcement {
         kind: pb::AnnouncementKind::Forecast.into(),
         headline: "More than 1.5 million cars will be produced in Iran".into(),
@@ -64,7 +64,7 @@ fn forecast() -> pb::Announcement {
     }
 }
 
-fn create_announcement(a: pb::Announcement) -> pb::CreateAnnouncementRequest {
+pub(crate) fn create_announcement(a: pb::Announcement) -> pb::CreateAnnouncementRequest {
     pb::CreateAnnouncementRequest {
         announcement: Some(a),
         request_id: String::new(),

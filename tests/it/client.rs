@@ -355,3 +355,42 @@ async fn a_single_threaded_server_serves_calls_and_streams() {
     let mut subscription = client.subscribe_reports(None, Some(0));
     assert_eq!(next_sequences(&mut subscription, 2).await, [1, 2]);
 }
+
+#[tokio::test]
+async fn announcements_are_watched_with_the_same_contract() {
+    use crate::announcements::{create_announcement, forecast};
+    let dir = TempDir::new("client-announcements");
+    let server = TestServer::with_config(durable(dir.path())).await;
+    let addr = server.addr;
+    let client = Client::connect_with(&format!("http://{addr}"), quick_reconnects())
+        .await
+        .unwrap();
+    client
+        .announcements()
+        .create_announcement(create_announcement(forecast()))
+        .await
+        .unwrap();
+    let mut watch = client.watch_announcements(None, Some(0));
+    let first = timeout(LIMIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.sequence, 1);
+    assert_eq!(first.headline, forecast().headline);
+
+    server.shutdown().await.unwrap();
+    let server = TestServer::with_config_at(durable(dir.path()), addr).await;
+    server
+        .announcements()
+        .await
+        .create_announcement(create_announcement(forecast()))
+        .await
+        .unwrap();
+    let second = timeout(LIMIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.sequence, 2, "resumed after 1, across the restart");
+}
