@@ -207,9 +207,10 @@ impl<K: StreamKind> Subscription<K> {
         *self.position.borrow()
     }
 
-    /// Waits until the server has told where the subscription stands (its
-    /// caught-up marker): from then on, what is published reaches it.
-    /// `None` if the subscription ended first.
+    /// Waits until the position is known: at once for a subscription
+    /// started after a sequence; for one started from now, until the
+    /// server's caught-up marker, after which what is published reaches
+    /// it. `None` if the subscription ended first.
     pub async fn started(&mut self) -> Option<u64> {
         let position = self.position.wait_for(Option::is_some).await.ok()?;
         *position

@@ -89,6 +89,19 @@ async fn records_are_created_from_json_lines() {
     assert_eq!(out.trim(), "created 5 trade records");
     let (_, lines, _) = tradewire(&server, &["records", "list", "--json"]).await;
     assert_eq!(lines.lines().count(), 5);
+
+    // A line that is not a TradeRecord is named, and nothing is sent.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, format!("{}\n{{\"exporter\": 7}}\n", line(2006))).unwrap();
+    let (ok, _, error) = tradewire(
+        &server,
+        &["records", "create", "--from", bad.to_str().unwrap()],
+    )
+    .await;
+    assert!(!ok);
+    assert!(error.contains("line 2"), "{error}");
+    let (_, lines, _) = tradewire(&server, &["records", "list", "--json"]).await;
+    assert_eq!(lines.lines().count(), 5, "no partial write");
 }
 
 #[tokio::test]
