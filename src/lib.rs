@@ -45,4 +45,6 @@ pub use demo::Loaded as DemoLoaded;
 pub use error::ServeError;
 pub use hub::HubConfig;
 pub use server::{App, Config, Limits, Scope, TlsFiles, create_token, parse_scopes, serve};
-pub use store::{Counts, DurableConfig, FsyncPolicy, OpenError, Recovery, StoreConfig, SyncHook};
+pub use store::{
+    Counts, DurableConfig, FsyncPolicy, JetStreamConfig, OpenError, Recovery, StoreConfig, SyncHook,
+};

@@ -11,7 +11,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use tradewire::{Config, DurableConfig, FsyncPolicy, Limits, TlsFiles};
+use tradewire::{Config, DurableConfig, FsyncPolicy, JetStreamConfig, Limits, TlsFiles};
 
 mod cli;
 
@@ -117,6 +117,38 @@ struct ServeArgs {
     /// Keep everything in memory; nothing survives a restart.
     #[arg(long, env = "TRADEWIRE_IN_MEMORY", conflicts_with = "repair")]
     in_memory: bool,
+    /// Where the log lives: "local" (this machine's write-ahead log in
+    /// --data-dir) or "jetstream" (a NATS JetStream stream shared by
+    /// several replicas; needs --nats-url).
+    #[arg(
+        long,
+        env = "TRADEWIRE_BACKEND",
+        value_enum,
+        default_value = "local",
+        conflicts_with = "in_memory"
+    )]
+    backend: Backend,
+    /// With --backend jetstream: a NATS server, as nats://host:port;
+    /// repeat it (or separate with commas) for a cluster.
+    #[arg(
+        long = "nats-url",
+        env = "TRADEWIRE_NATS_URL",
+        value_delimiter = ',',
+        required_if_eq("backend", "jetstream")
+    )]
+    nats_urls: Vec<String>,
+    /// With --backend jetstream: the stream that is the log (created if
+    /// missing; snapshots go to {stream}_SNAPSHOTS).
+    #[arg(long, env = "TRADEWIRE_NATS_STREAM", default_value = "TRADEWIRE_LOG")]
+    nats_stream: String,
+    /// With --backend jetstream: copies of the streams in the NATS cluster
+    /// when this replica creates them (3 for a cluster of three).
+    #[arg(long, env = "TRADEWIRE_NATS_REPLICAS", default_value_t = 1)]
+    nats_replicas: usize,
+    /// With --backend jetstream: a snapshot after this many log messages;
+    /// the log below the snapshot before it is then purged. 0: never.
+    #[arg(long, env = "TRADEWIRE_NATS_SNAPSHOT_EVERY", default_value_t = 10_000)]
+    nats_snapshot_every: u64,
     /// When the log reaches stable storage before a write is acknowledged.
     #[arg(long, env = "TRADEWIRE_FSYNC", value_enum, default_value = "always")]
     fsync: Fsync,
@@ -200,6 +232,14 @@ struct ServeArgs {
     /// through its W3C traceparent. Off by default.
     #[arg(long, env = "TRADEWIRE_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// This machine's write-ahead log, in --data-dir.
+    Local,
+    /// A NATS JetStream stream that several replicas share.
+    Jetstream,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -332,7 +372,13 @@ async fn serve(args: ServeArgs) -> Result<(), tradewire::ServeError> {
     config.metrics_listen = args.metrics_listen;
     config.trace_calls = args.otlp_endpoint.is_some();
     raise_open_file_limit();
-    if !args.in_memory {
+    if args.backend == Backend::Jetstream {
+        let mut replica = JetStreamConfig::new(args.nats_urls);
+        replica.stream = args.nats_stream;
+        replica.replicas = args.nats_replicas;
+        replica.snapshot_every = args.nats_snapshot_every;
+        config.store.jetstream = Some(replica);
+    } else if !args.in_memory {
         let mut durable = DurableConfig::new(args.data_dir);
         durable.fsync = match args.fsync {
             Fsync::Always => FsyncPolicy::Always,

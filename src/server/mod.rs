@@ -167,7 +167,7 @@ impl App {
     /// and the hub, and loads the demo data if configured and not loaded
     /// before.
     pub async fn open(config: Config) -> Result<App, ServeError> {
-        let (store, recovery) = Store::open(config.store.clone())?;
+        let (store, recovery) = Store::open(config.store.clone()).await?;
         if let Some(recovery) = &recovery {
             tracing::info!(
                 snapshot_lsn = ?recovery.snapshot_lsn,
@@ -328,13 +328,34 @@ impl App {
             ))
             .add_service(export_report_routes(self.export_report_api()));
 
-        // A failed fsync fences the store: health says so at once.
+        // Health follows the store: NOT_SERVING while a replica catches up
+        // with its log, and for good once a failed log fences the store.
         let fence_watch = {
             let health = health.clone();
             let mut fenced = self.store.fenced();
+            let mut ready = self.store.ready();
+            let serving = *ready.borrow_and_update() && fenced.borrow_and_update().is_none();
+            if !serving {
+                set_not_serving(&health).await;
+            }
             tokio::spawn(async move {
-                if fenced.wait_for(Option::is_some).await.is_ok() {
-                    set_not_serving(&health).await;
+                loop {
+                    tokio::select! {
+                        changed = fenced.changed() => if changed.is_err() { return },
+                        changed = ready.changed() => if changed.is_err() { return },
+                    }
+                    let is_fenced = fenced.borrow_and_update().is_some();
+                    if !is_fenced && *ready.borrow_and_update() {
+                        health
+                            .set_service_status("", tonic_health::ServingStatus::Serving)
+                            .await;
+                        set_services(&health, tonic_health::ServingStatus::Serving).await;
+                    } else {
+                        set_not_serving(&health).await;
+                    }
+                    if is_fenced {
+                        return;
+                    }
                 }
             })
         };

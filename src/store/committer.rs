@@ -178,13 +178,7 @@ fn commit_group(
     // 64 (a few hundred). Each command stays atomic, and every mutation
     // is durable already, so a reader may see a group's first commands
     // before its last.
-    let mut outcomes = Vec::with_capacity(mutations.len());
-    for mutation in mutations {
-        let mut state = shared.write();
-        let (outcome, published) = state.apply(mutation);
-        shared.broadcast(published);
-        outcomes.push(outcome);
-    }
+    let outcomes: Vec<Outcome> = mutations.into_iter().map(|m| shared.apply(m)).collect();
     Shared::gauge_items(&shared.read());
     let mut outcomes = outcomes.into_iter();
     for (reply, pending) in waiting {

@@ -28,6 +28,7 @@ mod index;
 mod journal;
 mod page;
 mod record_keys;
+mod replica;
 mod seqlog;
 mod state;
 
@@ -46,6 +47,7 @@ pub(crate) use feed::{Feed, LogFeed};
 pub use journal::{DurableConfig, FsyncPolicy, OpenError, Recovery, SyncHook};
 pub(crate) use page::Page;
 use page::{SCAN_BUDGET, page};
+pub use replica::JetStreamConfig;
 pub(crate) use seqlog::Evicted;
 use seqlog::keys_after;
 use state::{Command, Outcome, Published, State};
@@ -60,8 +62,12 @@ pub struct StoreConfig {
     pub broadcast_capacity: usize,
     /// How many request ids are remembered for de-duplication.
     pub request_id_capacity: usize,
-    /// Keep the data on disk; `None` keeps it in memory only.
+    /// Keep the data on disk (the `local` backend); `None` keeps it in
+    /// memory only, unless `jetstream` is set.
     pub durable: Option<DurableConfig>,
+    /// Be one replica of several over a NATS JetStream log (the
+    /// `jetstream` backend); exclusive with `durable`.
+    pub jetstream: Option<JetStreamConfig>,
 }
 
 impl Default for StoreConfig {
@@ -71,6 +77,7 @@ impl Default for StoreConfig {
             broadcast_capacity: 1024,
             request_id_capacity: 100_000,
             durable: None,
+            jetstream: None,
         }
     }
 }
@@ -101,6 +108,9 @@ struct Shared {
     announcements_tx: broadcast::Sender<Arc<Announcement>>,
     /// Why writes are refused for good, once the log has failed.
     fence: watch::Sender<Option<Arc<str>>>,
+    /// Whether the state has caught up with the log as of its start (a
+    /// `jetstream` replica replaying it); always true otherwise.
+    ready: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -111,7 +121,18 @@ impl Shared {
             reports_tx: broadcast::channel(capacity).0,
             announcements_tx: broadcast::channel(capacity).0,
             fence: watch::Sender::new(None),
+            ready: watch::Sender::new(true),
         })
+    }
+
+    /// Performs a durable mutation under a short write lock and broadcasts
+    /// what it published; the committer's and the follower's one way to
+    /// change the state.
+    fn apply(&self, mutation: state::Mutation) -> Outcome {
+        let mut state = self.write();
+        let (outcome, published) = state.apply(mutation);
+        self.broadcast(published);
+        outcome
     }
 
     /// Fences the store, once: every later write answers `UNAVAILABLE`;
@@ -174,17 +195,26 @@ impl Shared {
     }
 }
 
+/// Who performs durable writes: the committer thread over the local
+/// journal, or the follower task of a `jetstream` replica.
+#[derive(Debug)]
+enum Writer {
+    Local(mpsc::Sender<Job>, JoinHandle<()>),
+    Replica(tokio::sync::mpsc::UnboundedSender<Job>),
+}
+
 #[derive(Debug)]
 struct Inner {
     shared: Arc<Shared>,
-    committer: Option<(mpsc::Sender<Job>, JoinHandle<()>)>,
+    writer: Option<Writer>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // Closing the queue ends the committer after its last group; joining
         // it releases the data directory's lock before the store is gone.
-        if let Some((queue, thread)) = self.committer.take() {
+        // A follower ends on its own once its queue is closed.
+        if let Some(Writer::Local(queue, thread)) = self.writer.take() {
             drop(queue);
             let _ = thread.join();
         }
@@ -198,8 +228,29 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// An in-memory store, or a durable one recovered from its directory.
-    pub(crate) fn open(config: StoreConfig) -> Result<(Store, Option<Recovery>), OpenError> {
+    /// An in-memory store, a durable one recovered from its directory, or
+    /// a replica following its JetStream log.
+    pub(crate) async fn open(config: StoreConfig) -> Result<(Store, Option<Recovery>), OpenError> {
+        if let Some(replica) = &config.jetstream {
+            if config.durable.is_some() {
+                return Err(OpenError::Replica(
+                    "a replica keeps its log in JetStream, not in a data directory".into(),
+                ));
+            }
+            let (shared, queue, _follower, started) = replica::open(&config, replica).await?;
+            tracing::info!(
+                snapshot = ?started.snapshot,
+                log_end = started.target,
+                "replica following the JetStream log"
+            );
+            let store = Store {
+                inner: Arc::new(Inner {
+                    shared,
+                    writer: Some(Writer::Replica(queue)),
+                }),
+            };
+            return Ok((store, None));
+        }
         let Some(durable) = config.durable.clone() else {
             return Ok((Store::new(config), None));
         };
@@ -219,7 +270,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 shared,
-                committer: Some((queue, thread)),
+                writer: Some(Writer::Local(queue, thread)),
             }),
         };
         Ok((store, Some(recovery)))
@@ -231,7 +282,7 @@ impl Store {
         Store {
             inner: Arc::new(Inner {
                 shared: Shared::new(state, &config),
-                committer: None,
+                writer: None,
             }),
         }
     }
@@ -246,10 +297,18 @@ impl Store {
         self.inner.shared.fence.subscribe()
     }
 
-    /// Runs a write: inline in memory, or through the committer.
+    /// Whether the state has caught up with the log as it was when the
+    /// store opened; watch it to report health. At once true unless this
+    /// is a `jetstream` replica.
+    pub(crate) fn ready(&self) -> watch::Receiver<bool> {
+        self.inner.shared.ready.subscribe()
+    }
+
+    /// Runs a write: inline in memory, or through the committer or the
+    /// follower.
     async fn submit(&self, command: Command) -> Result<Outcome> {
         self.inner.shared.check_fence()?;
-        let Some((queue, _)) = &self.inner.committer else {
+        let Some(writer) = &self.inner.writer else {
             let shared = &self.inner.shared;
             let mut state = shared.write();
             return match Draft::new(&state).execute(command)? {
@@ -270,7 +329,11 @@ impl Store {
             resume_after: None,
         };
         let (reply, answer) = oneshot::channel();
-        queue.send(Job { command, reply }).map_err(|_| closed())?;
+        let job = Job { command, reply };
+        match writer {
+            Writer::Local(queue, _) => queue.send(job).map_err(|_| closed())?,
+            Writer::Replica(queue) => queue.send(job).map_err(|_| closed())?,
+        }
         answer.await.map_err(|_| closed())?
     }
 

@@ -137,6 +137,10 @@ pub enum OpenError {
         /// The I/O error.
         source: io::Error,
     },
+    /// The `jetstream` backend could not reach NATS, or could not open or
+    /// read its streams.
+    #[error("jetstream backend: {0}")]
+    Replica(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {

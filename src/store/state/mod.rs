@@ -20,8 +20,9 @@ use super::{RequestKey, StoreConfig};
 use crate::domain::{Announcement, ExportReport, TradeRecord};
 use crate::error::{Error, Result};
 
-/// A write as a client asked for it.
-#[derive(Debug)]
+/// A write as a client asked for it. `Clone`: a replica drafts a command
+/// again when another replica wrote first.
+#[derive(Debug, Clone)]
 pub(super) enum Command {
     CreateTradeRecords {
         records: Vec<TradeRecord>,
