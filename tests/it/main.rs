@@ -19,6 +19,7 @@ mod hostile;
 mod limits;
 mod metrics;
 mod periods;
+mod replicas;
 mod security;
 mod stream_lifecycle;
 mod streams;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod binary;
+pub(crate) mod nats;
 pub(crate) mod pki;
 pub(crate) mod raw_h2;
 
