@@ -198,18 +198,18 @@ async fn subscriber(
     Ok((tally, hist))
 }
 
-struct FanoutResult {
-    deliveries: u64,
-    expected: u64,
-    duplicated: u64,
-    deliveries_per_sec: f64,
-    latency: Histogram<u64>,
-    cpu_per_delivery: f64,
+pub(crate) struct FanoutResult {
+    pub(crate) deliveries: u64,
+    pub(crate) expected: u64,
+    pub(crate) duplicated: u64,
+    pub(crate) deliveries_per_sec: f64,
+    pub(crate) latency: Histogram<u64>,
+    pub(crate) cpu_per_delivery: f64,
     /// Cores' worth of CPU the server and the load generator used.
-    server_busy: f64,
-    client_busy: f64,
+    pub(crate) server_busy: f64,
+    pub(crate) client_busy: f64,
     idle_bytes_per_subscriber: f64,
-    published: u64,
+    pub(crate) published: u64,
 }
 
 /// Publishes `rate` reports a second for `duration` on an even schedule;
@@ -244,11 +244,23 @@ async fn publish(
 }
 
 async fn measure(server: &ServerProcess, opts: &Opts) -> Result<FanoutResult, BenchError> {
+    measure_across(server, &[server], opts).await
+}
+
+/// Publishes on `publisher` while the subscribers (and their connections)
+/// are spread evenly over `subscribed`; CPU and memory are their sums.
+pub(crate) async fn measure_across(
+    publisher: &ServerProcess,
+    subscribed: &[&ServerProcess],
+    opts: &Opts,
+) -> Result<FanoutResult, BenchError> {
     let mut channels = Vec::new();
-    for _ in 0..opts.fanout_connections {
-        channels.push(server.connect().await?);
+    for i in 0..opts.fanout_connections.max(subscribed.len()) {
+        channels.push(subscribed[i % subscribed.len()].connect().await?);
     }
-    let rss_before = server.rss_bytes();
+    let rss = || subscribed.iter().map(|s| s.rss_bytes()).sum::<u64>();
+    let cpu = || subscribed.iter().map(|s| s.cpu_micros()).sum::<u64>();
+    let rss_before = rss();
     let (ready_tx, mut ready_rx) = mpsc::channel(opts.subscribers);
     let (last_tx, last_rx) = watch::channel(None);
     let mut tasks = Vec::new();
@@ -275,12 +287,12 @@ async fn measure(server: &ServerProcess, opts: &Opts) -> Result<FanoutResult, Be
     // Let the server settle its buffers before reading its idle memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_bytes_per_subscriber =
-        server.rss_bytes().saturating_sub(rss_before) as f64 / opts.subscribers as f64;
+        rss().saturating_sub(rss_before) as f64 / opts.subscribers as f64;
 
-    let cpu_before = server.cpu_micros();
+    let cpu_before = cpu();
     let client_cpu_before = crate::proc::cpu_micros(std::process::id()).unwrap_or(0);
     let started = Instant::now();
-    let (first_sequence, last_sequence) = publish(server, opts.rate, opts.duration).await?;
+    let (first_sequence, last_sequence) = publish(publisher, opts.rate, opts.duration).await?;
     let _ = last_tx.send(Some(last_sequence));
     let mut deliveries = 0;
     let mut duplicated = 0;
@@ -298,7 +310,7 @@ async fn measure(server: &ServerProcess, opts: &Opts) -> Result<FanoutResult, Be
         .await
         .map_err(|_| "deliveries did not finish within 60 s of the last publish")??;
     let elapsed = started.elapsed();
-    let cpu = server.cpu_micros().saturating_sub(cpu_before);
+    let cpu = cpu().saturating_sub(cpu_before);
     let client_cpu = crate::proc::cpu_micros(std::process::id())
         .unwrap_or(0)
         .saturating_sub(client_cpu_before);

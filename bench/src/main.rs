@@ -9,8 +9,10 @@ mod fanout;
 mod floor;
 mod h2load;
 mod load;
+mod nats;
 mod proc;
 mod readwrite;
+mod replicas;
 mod sample;
 mod scale;
 mod servers;
@@ -76,6 +78,9 @@ enum Mode {
     Readwrite,
     /// Write latency while a snapshot of 1,000,000 records is written.
     Snapshot,
+    /// The jetstream backend (needs nats-server): writes against the local
+    /// log, the delay from one replica to another, fan-out over two.
+    Replicas,
     /// Every mode in turn.
     All,
     #[command(hide = true)]
@@ -146,6 +151,7 @@ async fn run(cli: Cli) -> Result<Vec<Table>, BenchError> {
             "durability",
             "readwrite",
             "snapshot",
+            "replicas",
         ],
         Mode::Unary => vec!["unary"],
         Mode::Clients => vec!["clients"],
@@ -154,20 +160,24 @@ async fn run(cli: Cli) -> Result<Vec<Table>, BenchError> {
         Mode::Durability => vec!["durability"],
         Mode::Readwrite => vec!["readwrite"],
         Mode::Snapshot => vec!["snapshot"],
+        Mode::Replicas => vec!["replicas"],
         Mode::FloorUnary { .. } | Mode::FloorFanout { .. } => unreachable!("handled in main"),
     };
     for mode in modes {
-        let table = match mode {
-            "unary" => unary::run(&opts).await?,
-            "clients" => clients::run(&opts).await?,
-            "readwrite" => readwrite::run(&opts).await?,
-            "snapshot" => snapshot::run(&opts).await?,
-            "fanout" => fanout::run(&opts).await?,
-            "scale" => scale::run(&opts).await?,
-            _ => durability::run(&opts).await?,
+        let produced = match mode {
+            "unary" => vec![unary::run(&opts).await?],
+            "clients" => vec![clients::run(&opts).await?],
+            "readwrite" => vec![readwrite::run(&opts).await?],
+            "snapshot" => vec![snapshot::run(&opts).await?],
+            "fanout" => vec![fanout::run(&opts).await?],
+            "scale" => vec![scale::run(&opts).await?],
+            "replicas" => replicas::run(&opts).await?,
+            _ => vec![durability::run(&opts).await?],
         };
-        table.print();
-        tables.push(table);
+        for table in produced {
+            table.print();
+            tables.push(table);
+        }
     }
     Ok(tables)
 }

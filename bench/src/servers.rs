@@ -126,20 +126,7 @@ pub(crate) fn tradewire(
     data_dir: Option<(&Path, &str)>,
     extra: &[&str],
 ) -> Result<ServerProcess, BenchError> {
-    // The fan-out scenarios hold up to 300 streams on one connection, past
-    // the default of 256 a connection may open.
-    let mut args: Vec<String> = [
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-        "--max-concurrent-streams",
-        "1024",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = serve_args();
     match data_dir {
         None => args.push("--in-memory".into()),
         Some((dir, fsync)) => {
@@ -153,6 +140,38 @@ pub(crate) fn tradewire(
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     spawn(&sibling("tradewire")?, &args, core)
+}
+
+/// A replica of the `jetstream` backend on the NATS servers at `urls`.
+pub(crate) fn replica(
+    core: Option<usize>,
+    urls: &[String],
+    extra: &[&str],
+) -> Result<ServerProcess, BenchError> {
+    let mut args = serve_args();
+    args.extend(["--backend".into(), "jetstream".into()]);
+    for url in urls {
+        args.extend(["--nats-url".into(), url.clone()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    spawn(&sibling("tradewire")?, &args, core)
+}
+
+fn serve_args() -> Vec<String> {
+    // The fan-out scenarios hold up to 300 streams on one connection, past
+    // the default of 256 a connection may open.
+    [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--max-concurrent-streams",
+        "1024",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// One of this binary's floor servers (`floor-unary`, `floor-fanout`).
