@@ -4,13 +4,11 @@
 //! a subscriber of replica B receives it; fan-out from one replica against
 //! two.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use serde_json::json;
+use std::collections::HashMap;
 
 use crate::fanout::measure_across;
-use crate::servers::{self, BenchError, ServerProcess};
+use crate::servers::{self, BenchError};
 use crate::table::Table;
 use crate::{Opts, load, nats};
 
@@ -51,7 +49,9 @@ async fn writes(opts: &Opts) -> Result<Table, BenchError> {
                 _ => {
                     let nodes = nats::cluster()?;
                     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
-                    let server = replica_when_elected(opts, &urls).await?;
+                    // It waits for the new cluster to elect its JetStream leader.
+                    let server =
+                        servers::replica(opts.server_core, &urls, &["--nats-replicas", "3"])?;
                     (nodes, server)
                 }
             };
@@ -87,20 +87,6 @@ async fn writes(opts: &Opts) -> Result<Table, BenchError> {
     table.note("jetstream: the replica publishes each group commit to the TRADEWIRE_LOG stream (file storage, 1 or 3 copies) and answers once JetStream acknowledged it and it applied it; nats-server runs on the same machine, unpinned.");
     table.note("vs local: throughput divided by the local log's (fsync always) at the same number of writers, in this run.");
     Ok(table)
-}
-
-/// A replica on a fresh cluster, once the cluster has elected its
-/// JetStream leader (the replica exits at start until then).
-async fn replica_when_elected(opts: &Opts, urls: &[String]) -> Result<ServerProcess, BenchError> {
-    let mut last = None;
-    for _ in 0..40 {
-        match servers::replica(opts.server_core, urls, &["--nats-replicas", "3"]) {
-            Ok(server) => return Ok(server),
-            Err(error) => last = Some(error),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Err(last.unwrap_or_else(|| "no replica".into()))
 }
 
 async fn spread(opts: &Opts) -> Result<Table, BenchError> {

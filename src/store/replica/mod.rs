@@ -177,6 +177,10 @@ async fn connect(replica: &JetStreamConfig) -> Result<async_nats::Client, OpenEr
         .map_err(|e| OpenError::Replica(format!("connecting to {:?}: {e}", replica.urls)))
 }
 
+/// How long a replica keeps trying to open its streams at start: a NATS
+/// cluster started at the same time elects its JetStream leader first.
+const OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
 /// The stream named in `config`, created if missing (its settings are
 /// left alone if it exists).
 async fn open_stream(
@@ -184,8 +188,19 @@ async fn open_stream(
     config: StreamConfig,
 ) -> Result<Stream, OpenError> {
     let name = config.name.clone();
-    context
-        .get_or_create_stream(config)
-        .await
-        .map_err(|e| OpenError::Replica(format!("opening stream {name}: {e}")))
+    let deadline = tokio::time::Instant::now() + OPEN_PATIENCE;
+    loop {
+        match context.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%error, stream = %name, "cannot open the stream yet; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => {
+                return Err(OpenError::Replica(format!(
+                    "opening stream {name} (for {OPEN_PATIENCE:?}): {error}"
+                )));
+            }
+        }
+    }
 }
