@@ -88,6 +88,13 @@ impl TradeService for FloorTrade {
     ) -> Result<Response<pb::DeleteTradeRecordResponse>, Status> {
         Err(Status::unimplemented("floor"))
     }
+
+    async fn summarize_trade(
+        &self,
+        _: Request<pb::SummarizeTradeRequest>,
+    ) -> Result<Response<pb::SummarizeTradeResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
 }
 
 pub(crate) async fn serve_unary(listen: SocketAddr) -> Result<(), BenchError> {

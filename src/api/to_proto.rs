@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use chrono::{Datelike, NaiveDate};
 use prost::Message;
 
+use crate::domain::summary::{Bucket, Summary, SummaryChange};
 use crate::domain::{
     AnnouncedEvent, Announcement, AnnouncementKind, Bound, BoundedMoney, Calendar, CalendarPart,
     Due, ExportReport, Money, Period, PeriodSpec, Person, Quantity, Source, TradeRecord,
@@ -272,4 +273,54 @@ pub(crate) fn encoded_report_event(report: &Arc<ExportReport>) -> bytes::Bytes {
                 .into()
         })
         .clone()
+}
+
+fn summary_change(c: &SummaryChange) -> pb::TradeChange {
+    let SummaryChange { change, stated_by } = c;
+    pb::TradeChange {
+        percent: change.percent,
+        bound: bound(change.bound),
+        stated: stated_by.is_some(),
+        export_report_id: stated_by.map(|id| id.to_string()).unwrap_or_default(),
+    }
+}
+
+/// A summary on the wire.
+pub(crate) fn summary(s: &Summary) -> pb::SummarizeTradeResponse {
+    let Summary { buckets, currency } = s;
+    pb::SummarizeTradeResponse {
+        buckets: buckets
+            .iter()
+            .map(|b| {
+                let Bucket {
+                    period: bucket_period,
+                    total,
+                    total_high,
+                    record_count,
+                    sources,
+                    change_from_previous,
+                    change_from_year_earlier,
+                    unallocated,
+                } = b;
+                pb::TradeSummaryBucket {
+                    period: Some(period(bucket_period)),
+                    total: total.as_ref().map(bounded_money),
+                    total_high: total_high.as_ref().map(bounded_money),
+                    record_count: *record_count,
+                    sources: sources.clone(),
+                    change_from_previous: change_from_previous.as_ref().map(summary_change),
+                    change_from_year_earlier: change_from_year_earlier.as_ref().map(summary_change),
+                    unallocated: unallocated
+                        .iter()
+                        .map(|u| pb::UnallocatedTradeRecord {
+                            trade_record_id: u.record.to_string(),
+                            period: Some(period(&u.period)),
+                            reason: u.reason.clone(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+        currency_code: currency.map(|c| c.code().to_owned()).unwrap_or_default(),
+    }
 }

@@ -154,6 +154,15 @@ impl TradeService for TradeApi {
         caller::log_write(&caller::name(&request), "DeleteTradeRecord", &id);
         Ok(Response::new(pb::DeleteTradeRecordResponse {}))
     }
+
+    async fn summarize_trade(
+        &self,
+        request: Request<pb::SummarizeTradeRequest>,
+    ) -> Result<Response<pb::SummarizeTradeResponse>, Status> {
+        let (query, span) = from_proto::summary_query(request.get_ref())?;
+        let summary = self.store.summarize(&query, span)?;
+        Ok(Response::new(to_proto::summary(&summary)))
+    }
 }
 
 #[cfg(test)]

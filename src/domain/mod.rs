@@ -12,6 +12,7 @@ pub(crate) mod money;
 pub(crate) mod period;
 pub(crate) mod record;
 pub(crate) mod report;
+pub(crate) mod summary;
 
 pub(crate) use announcement::{AnnouncedEvent, Announcement, AnnouncementKind, Due, Forecast};
 pub(crate) use codes::{CountryCode, HsCode, HsPrefix};

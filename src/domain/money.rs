@@ -46,6 +46,17 @@ impl Money {
         i128::from(self.units) * NANOS_PER_UNIT + i128::from(self.nanos)
     }
 
+    /// The money of `nanos` in `currency`; `None` past an i64 of units.
+    pub(crate) fn from_nanos(currency: Currency, nanos: i128) -> Option<Money> {
+        let units = i64::try_from(nanos / NANOS_PER_UNIT).ok()?;
+        let nanos = i32::try_from(nanos % NANOS_PER_UNIT).ok()?;
+        Some(Money {
+            currency,
+            units,
+            nanos,
+        })
+    }
+
     pub(crate) fn is_negative(&self) -> bool {
         self.total_nanos() < 0
     }

@@ -30,7 +30,7 @@ use crate::api::caller::{Caller, Peer};
 /// What a token may do. `Admin` may do everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
-    /// Get, List, and the streams.
+    /// Get, List, Summarize, and the streams.
     Read,
     /// Create and delete trade records and announcements.
     Write,
@@ -216,7 +216,12 @@ fn required_scope(path: &str) -> Option<Scope> {
     }
     let starts = |prefix: &str| method.starts_with(prefix);
     Some(
-        if starts("Get") || starts("List") || starts("Subscribe") || starts("Watch") {
+        if starts("Get")
+            || starts("List")
+            || starts("Subscribe")
+            || starts("Watch")
+            || starts("Summarize")
+        {
             Scope::Read
         } else if starts("Publish") {
             Scope::Publish
@@ -390,6 +395,10 @@ mod tests {
         );
         assert_eq!(
             scope("/tradewire.v1.AnnouncementService/WatchAnnouncements"),
+            Some(Scope::Read)
+        );
+        assert_eq!(
+            scope("/tradewire.v1.TradeService/SummarizeTrade"),
             Some(Scope::Read)
         );
         assert_eq!(

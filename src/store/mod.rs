@@ -39,7 +39,10 @@ use std::thread::JoinHandle;
 use tokio::sync::{broadcast, oneshot, watch};
 use ulid::Ulid;
 
-use crate::domain::{Announcement, AnnouncementFilter, ExportReport, TradeFilter, TradeRecord};
+use crate::domain::summary::{self, Summary, SummaryError, SummaryQuery};
+use crate::domain::{
+    Announcement, AnnouncementFilter, DateRange, ExportReport, TradeFilter, TradeRecord,
+};
 use crate::error::{Error, Result};
 use committer::{Job, commit_loop};
 use draft::{Draft, Drafted};
@@ -51,6 +54,9 @@ pub use replica::JetStreamConfig;
 pub(crate) use seqlog::Evicted;
 use seqlog::keys_after;
 use state::{Command, Outcome, Published, State};
+
+/// Most records a summary examines; past it the filter must be narrower.
+const SUMMARY_SCAN_BUDGET: usize = 250_000;
 
 /// Sizes and limits of the store.
 #[derive(Debug, Clone)]
@@ -388,6 +394,59 @@ impl Store {
         let keys = candidates.after(after, keys_after(&state.records, after));
         page(keys, limit, SCAN_BUDGET, |k| {
             state.records.get(&k).filter(|r| filter.matches(r.as_ref()))
+        })
+    }
+
+    /// Summarizes the records matching `query` whose period overlaps
+    /// `span` (the buckets' dates), with the export reports that may state
+    /// a bucket's change. Reads under the lock; counts after releasing it.
+    pub(crate) fn summarize(&self, query: &SummaryQuery, span: DateRange) -> Result<Summary> {
+        let (records, reports, examined) = {
+            let state = self.read();
+            let mut examined = 0usize;
+            let candidates = state.record_index.candidates(&query.filter);
+            let keys = candidates.after(None, keys_after(&state.records, None));
+            let mut records = Vec::new();
+            for key in keys {
+                examined += 1;
+                if examined > SUMMARY_SCAN_BUDGET {
+                    return Err(Error::ResourceExhausted(format!(
+                        "a summary examines at most {SUMMARY_SCAN_BUDGET} records; narrow the filter (exporter, importer, hs_prefix)"
+                    )));
+                }
+                let Some(record) = state.records.get(&key) else {
+                    continue;
+                };
+                if query.filter.matches(record.as_ref())
+                    && record.period.range.overlaps(&span)
+                    && query
+                        .currency
+                        .is_none_or(|c| c == record.value.money.currency)
+                {
+                    records.push(Arc::clone(record));
+                }
+            }
+            let report_candidates = state.report_index.candidates(&query.filter);
+            let reports: Vec<Arc<ExportReport>> = report_candidates
+                .after(None, keys_after(state.reports.items_by_sequence(), None))
+                .filter_map(|seq| state.reports.get(seq))
+                .filter(|r| r.change.is_some() && query.filter.matches(r.as_ref()))
+                .filter(|r| r.period.range.overlaps(&span))
+                .cloned()
+                .collect();
+            (records, reports, examined)
+        };
+        metrics::counter!("tradewire_summaries_total").increment(1);
+        metrics::histogram!("tradewire_summary_examined_records").record(examined as f64);
+        summary::summarize(query, &records, &reports).map_err(|error| match error {
+            SummaryError::MixedCurrencies(codes) => Error::FailedPrecondition(format!(
+                "the matching records are in {}; a summary never adds two currencies: name one in currency_code",
+                codes.join(" and ")
+            )),
+            SummaryError::Overflow => {
+                Error::FailedPrecondition("a total does not fit a Money value".into())
+            }
+            SummaryError::Range(why) => Error::Internal(why),
         })
     }
 

@@ -23,6 +23,7 @@ mod replicas;
 mod security;
 mod stream_lifecycle;
 mod streams;
+mod summary;
 mod traces;
 mod trade_record_validation;
 mod trade_records;

@@ -20,7 +20,9 @@ use crate::error::{Error, FieldViolation, Result};
 use crate::store::RequestKey;
 
 pub(crate) use announcements::create_announcement;
-pub(crate) use queries::{announcement_filter, id_of, list, subscription, trade_filter};
+pub(crate) use queries::{
+    announcement_filter, id_of, list, subscription, summary_query, trade_filter,
+};
 pub(crate) use records::{batch_create_trade_records, create_trade_record, trade_record};
 pub(crate) use reports::publish_export_report;
 

@@ -10,7 +10,8 @@ use super::announcements::announcement_kind;
 use super::scalars::{country, date_range, heartbeat, id, page_size};
 use super::{MAX_NAME_LEN, MAX_TEXT_FILTER_LEN, Violations, join};
 use crate::api::page_token::PageCursor;
-use crate::domain::{AnnouncementFilter, HsPrefix, TradeFilter};
+use crate::domain::summary::{Granularity, SummaryQuery};
+use crate::domain::{AnnouncementFilter, Calendar, DateRange, HsPrefix, TradeFilter};
 use crate::error::Result;
 use crate::hub::StartPosition;
 use crate::pb;
@@ -233,4 +234,95 @@ where
         start: after_sequence.map_or(StartPosition::FromNow, StartPosition::AfterSequence),
         heartbeat,
     })
+}
+
+/// Most years a summary spans.
+const MAX_SUMMARY_YEARS: i32 = 50;
+
+/// A SummarizeTrade request as a query, and the dates its buckets (and
+/// the year before them) span.
+pub(crate) fn summary_query(
+    request: &pb::SummarizeTradeRequest,
+) -> Result<(SummaryQuery, DateRange)> {
+    let pb::SummarizeTradeRequest {
+        filter,
+        calendar,
+        granularity,
+        first_year,
+        last_year,
+        currency_code,
+    } = request;
+    let mut v = Violations::default();
+    let filter = trade_filter(&mut v, "filter", filter.as_ref());
+    let calendar = match pb::Calendar::try_from(*calendar) {
+        Ok(pb::Calendar::Unspecified | pb::Calendar::Gregorian) => Some(Calendar::Gregorian),
+        Ok(pb::Calendar::SolarHijri) => Some(Calendar::SolarHijri),
+        Err(_) => {
+            v.add("calendar", format!("{calendar} is not a Calendar"));
+            None
+        }
+    };
+    let granularity = match pb::Granularity::try_from(*granularity) {
+        Ok(pb::Granularity::Year) => Some(Granularity::Year),
+        Ok(pb::Granularity::Quarter) => Some(Granularity::Quarter),
+        Ok(pb::Granularity::Month) => Some(Granularity::Month),
+        Ok(pb::Granularity::Unspecified) => {
+            v.add(
+                "granularity",
+                "is required: GRANULARITY_YEAR, GRANULARITY_QUARTER or GRANULARITY_MONTH",
+            );
+            None
+        }
+        Err(_) => {
+            v.add("granularity", format!("{granularity} is not a Granularity"));
+            None
+        }
+    };
+    if last_year < first_year {
+        v.add(
+            "last_year",
+            format!("{last_year} is before first_year {first_year}"),
+        );
+    } else if last_year - first_year > MAX_SUMMARY_YEARS {
+        v.add(
+            "last_year",
+            format!(
+                "{last_year} is more than {MAX_SUMMARY_YEARS} years after first_year {first_year}"
+            ),
+        );
+    }
+    let currency = if currency_code.is_empty() {
+        None
+    } else {
+        v.ok(
+            "currency_code",
+            crate::domain::money::parse_currency(currency_code),
+        )
+    };
+    let query = match (calendar, granularity) {
+        (Some(calendar), Some(granularity)) => Some(SummaryQuery {
+            filter,
+            calendar,
+            granularity,
+            first_year: *first_year,
+            last_year: *last_year,
+            currency,
+        }),
+        _ => None,
+    };
+    let span = query.as_ref().and_then(|q| match q.span() {
+        Ok(span) => Some(span),
+        Err(
+            crate::domain::period::PeriodError::Year(e)
+            | crate::domain::period::PeriodError::Quarter(e)
+            | crate::domain::period::PeriodError::Month(e),
+        ) => {
+            v.add(
+                "first_year",
+                format!("the range {first_year}..={last_year}: {e}"),
+            );
+            None
+        }
+    });
+    v.finish(query.zip(span))
 }

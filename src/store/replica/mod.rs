@@ -100,28 +100,23 @@ pub(super) async fn open(
     let nats = connect(replica).await?;
     let mut context = jetstream::new(nats.clone());
     context.set_timeout(replica.request_timeout);
-    let log = open_stream(
-        &context,
-        StreamConfig {
-            name: replica.stream.clone(),
-            subjects: vec![replica.subject()],
-            num_replicas: replica.replicas,
-            storage: StorageType::File,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let snapshots = snapshots::Snapshots::open(&context, replica).await?;
-    let (state, position) = match snapshots.load_latest().await? {
+    // A NATS cluster started at the same time elects its JetStream leaders
+    // first (the meta leader, then each stream's): keep trying a while.
+    let deadline = tokio::time::Instant::now() + OPEN_PATIENCE;
+    let (log, snapshots, loaded, target) = loop {
+        match prepare(&context, replica).await {
+            Ok(prepared) => break prepared,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%error, "the JetStream log is not ready yet; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    let (state, position) = match loaded {
         Some((position, snapshot)) => (State::restore(snapshot, config), position),
         None => (State::new(config), 0),
     };
-    let target = log
-        .get_info()
-        .await
-        .map_err(|e| OpenError::Replica(format!("reading stream {}: {e}", replica.stream)))?
-        .state
-        .last_sequence;
     let started = Started {
         snapshot: (position > 0).then_some(position),
         target,
@@ -177,9 +172,44 @@ async fn connect(replica: &JetStreamConfig) -> Result<async_nats::Client, OpenEr
         .map_err(|e| OpenError::Replica(format!("connecting to {:?}: {e}", replica.urls)))
 }
 
-/// How long a replica keeps trying to open its streams at start: a NATS
-/// cluster started at the same time elects its JetStream leader first.
+/// How long a replica keeps trying to open its log at start.
 const OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The log stream, the snapshot stream, the newest snapshot and the log's
+/// last sequence, as a replica finds them at start.
+async fn prepare(
+    context: &jetstream::Context,
+    replica: &JetStreamConfig,
+) -> Result<
+    (
+        Stream,
+        snapshots::Snapshots,
+        Option<(u64, super::state::Snapshot)>,
+        u64,
+    ),
+    OpenError,
+> {
+    let log = open_stream(
+        context,
+        StreamConfig {
+            name: replica.stream.clone(),
+            subjects: vec![replica.subject()],
+            num_replicas: replica.replicas,
+            storage: StorageType::File,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let snapshots = snapshots::Snapshots::open(context, replica).await?;
+    let loaded = snapshots.load_latest().await?;
+    let target = log
+        .get_info()
+        .await
+        .map_err(|e| OpenError::Replica(format!("reading stream {}: {e}", replica.stream)))?
+        .state
+        .last_sequence;
+    Ok((log, snapshots, loaded, target))
+}
 
 /// The stream named in `config`, created if missing (its settings are
 /// left alone if it exists).
@@ -188,19 +218,8 @@ async fn open_stream(
     config: StreamConfig,
 ) -> Result<Stream, OpenError> {
     let name = config.name.clone();
-    let deadline = tokio::time::Instant::now() + OPEN_PATIENCE;
-    loop {
-        match context.get_or_create_stream(config.clone()).await {
-            Ok(stream) => return Ok(stream),
-            Err(error) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(%error, stream = %name, "cannot open the stream yet; trying again");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(error) => {
-                return Err(OpenError::Replica(format!(
-                    "opening stream {name} (for {OPEN_PATIENCE:?}): {error}"
-                )));
-            }
-        }
-    }
+    context
+        .get_or_create_stream(config)
+        .await
+        .map_err(|e| OpenError::Replica(format!("opening stream {name}: {e}")))
 }

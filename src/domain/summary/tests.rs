@@ -1,0 +1,321 @@
+//! Each clause of the counting rule, the bounds of sums, and growth.
+
+use std::time::SystemTime;
+
+use super::*;
+use crate::domain::{Source, TradeFilter};
+
+fn money(units: i64, bound: Bound) -> BoundedMoney {
+    BoundedMoney {
+        money: Money::new("USD", units, 0).unwrap(),
+        bound,
+    }
+}
+
+fn period(calendar: Calendar, year: i32, part: CalendarPart) -> Period {
+    Period::from_calendar(calendar, year, part).unwrap()
+}
+
+fn greg(year: i32, part: CalendarPart) -> Period {
+    period(Calendar::Gregorian, year, part)
+}
+
+fn record(hs: &str, period: Period, value: BoundedMoney, organization: &str) -> Arc<TradeRecord> {
+    Arc::new(TradeRecord {
+        id: Ulid::new(),
+        create_time: SystemTime::UNIX_EPOCH,
+        exporter: CountryCode::parse("IRN").unwrap(),
+        importer: CountryCode::parse("RUS").unwrap(),
+        hs_code: HsCode::parse(hs).unwrap(),
+        commodity: "auto parts".into(),
+        period,
+        value,
+        quantity: None,
+        source: Source {
+            organization: organization.into(),
+            ..Source::default()
+        },
+        encoded: Default::default(),
+    })
+}
+
+fn query(calendar: Calendar, granularity: Granularity, first: i32, last: i32) -> SummaryQuery {
+    SummaryQuery {
+        filter: TradeFilter::default(),
+        calendar,
+        granularity,
+        first_year: first,
+        last_year: last,
+        currency: None,
+    }
+}
+
+fn years(first: i32, last: i32, records: &[Arc<TradeRecord>]) -> Vec<Bucket> {
+    summarize(
+        &query(Calendar::Gregorian, Granularity::Year, first, last),
+        records,
+        &[],
+    )
+    .unwrap()
+    .buckets
+}
+
+fn units(value: Option<BoundedMoney>) -> Option<(i64, Bound)> {
+    value.map(|v| (v.money.units, v.bound))
+}
+
+#[test]
+fn the_seed_years_grow_at_least_407_69_percent() {
+    let records = [
+        record(
+            "8708",
+            greg(2022, CalendarPart::Year),
+            money(13_000_000, Bound::Exact),
+            "ITPO",
+        ),
+        record(
+            "8708",
+            greg(2023, CalendarPart::Year),
+            money(66_000_000, Bound::AtLeast),
+            "ITPO",
+        ),
+    ];
+    let buckets = years(2022, 2023, &records);
+    assert_eq!(
+        buckets.len(),
+        2,
+        "empty buckets and the prior year are handled"
+    );
+    assert_eq!(buckets[0].period.label, "2022");
+    assert_eq!(units(buckets[0].total), Some((13_000_000, Bound::Exact)));
+    assert_eq!(units(buckets[1].total), Some((66_000_000, Bound::AtLeast)));
+    let change = buckets[1].change_from_year_earlier.unwrap();
+    assert_eq!(change.change.percent, 407.69);
+    assert_eq!(change.change.bound, Bound::AtLeast);
+    assert_eq!(change.stated_by, None);
+    assert_eq!(
+        buckets[1].change_from_previous,
+        buckets[1].change_from_year_earlier
+    );
+    assert!(
+        buckets[0].change_from_previous.is_none(),
+        "2021 has no total"
+    );
+}
+
+#[test]
+fn empty_buckets_are_listed() {
+    let records = [record(
+        "8708",
+        greg(2020, CalendarPart::Year),
+        money(5, Bound::Exact),
+        "A",
+    )];
+    let buckets = years(2019, 2021, &records);
+    let labels: Vec<_> = buckets.iter().map(|b| b.period.label.as_str()).collect();
+    assert_eq!(labels, ["2019", "2020", "2021"]);
+    assert!(buckets[0].total.is_none() && buckets[2].total.is_none());
+    assert_eq!(buckets[0].record_count, 0);
+    assert!(
+        buckets[2].change_from_previous.is_none(),
+        "no total, no change"
+    );
+}
+
+#[test]
+fn a_record_straddling_a_bucket_is_unallocated_not_prorated() {
+    let q2 = record(
+        "8708",
+        greg(2024, CalendarPart::Quarter(2)),
+        money(10, Bound::Exact),
+        "A",
+    );
+    let year = record(
+        "8708",
+        greg(2024, CalendarPart::Year),
+        money(40, Bound::Exact),
+        "A",
+    );
+    let buckets = summarize(
+        &query(Calendar::SolarHijri, Granularity::Quarter, 1403, 1403),
+        &[q2.clone(), year.clone()],
+        &[],
+    )
+    .unwrap()
+    .buckets;
+    // 1403-Q1 SH is 2024-03-20..2024-06-20: both records straddle it.
+    let first = &buckets[0];
+    assert_eq!(first.period.label, "1403-Q1 SH");
+    assert!(first.total.is_none());
+    let ids: Vec<_> = first.unallocated.iter().map(|u| u.record).collect();
+    assert!(ids.contains(&q2.id) && ids.contains(&year.id));
+    assert!(first.unallocated[0].reason.contains("never prorated"));
+}
+
+#[test]
+fn sources_of_one_figure_are_alternatives_not_addends() {
+    let a = record(
+        "8708",
+        greg(2023, CalendarPart::Year),
+        money(60, Bound::Exact),
+        "Customs",
+    );
+    let b = record(
+        "8708",
+        greg(2023, CalendarPart::Year),
+        money(66, Bound::AtLeast),
+        "ITPO",
+    );
+    let buckets = years(2023, 2023, &[a, b]);
+    assert_eq!(units(buckets[0].total), Some((60, Bound::Exact)));
+    assert_eq!(units(buckets[0].total_high), Some((66, Bound::AtLeast)));
+    assert_eq!(buckets[0].record_count, 2);
+    assert_eq!(buckets[0].sources, ["Customs", "ITPO"]);
+}
+
+#[test]
+fn a_record_for_the_whole_bucket_wins_over_its_parts() {
+    let whole = record(
+        "8708",
+        greg(2023, CalendarPart::Year),
+        money(100, Bound::Exact),
+        "A",
+    );
+    let part = record(
+        "8708",
+        greg(2023, CalendarPart::Quarter(1)),
+        money(30, Bound::Exact),
+        "B",
+    );
+    let buckets = years(2023, 2023, &[whole, part.clone()]);
+    assert_eq!(units(buckets[0].total), Some((100, Bound::Exact)));
+    assert_eq!(buckets[0].record_count, 1);
+    assert_eq!(buckets[0].unallocated.len(), 1);
+    assert_eq!(buckets[0].unallocated[0].record, part.id);
+    assert!(buckets[0].unallocated[0].reason.contains("whole bucket"));
+}
+
+#[test]
+fn parts_that_do_not_overlap_are_added_and_overlapping_ones_are_not() {
+    let q1 = record(
+        "8708",
+        greg(2023, CalendarPart::Quarter(1)),
+        money(30, Bound::Exact),
+        "A",
+    );
+    let q2 = record(
+        "8708",
+        greg(2023, CalendarPart::Quarter(2)),
+        money(20, Bound::AtLeast),
+        "A",
+    );
+    let march = record(
+        "8708",
+        greg(2023, CalendarPart::Month(3)),
+        money(9, Bound::Exact),
+        "A",
+    );
+    let buckets = years(2023, 2023, &[q1, q2, march.clone()]);
+    assert_eq!(units(buckets[0].total), Some((50, Bound::AtLeast)));
+    assert_eq!(buckets[0].record_count, 2);
+    assert_eq!(buckets[0].unallocated.len(), 1);
+    assert_eq!(buckets[0].unallocated[0].record, march.id);
+    assert!(buckets[0].unallocated[0].reason.contains("overlaps"));
+}
+
+#[test]
+fn different_hs_codes_are_added() {
+    let a = record(
+        "8708",
+        greg(2023, CalendarPart::Year),
+        money(10, Bound::Exact),
+        "A",
+    );
+    let b = record(
+        "8703",
+        greg(2023, CalendarPart::Year),
+        money(5, Bound::Approximate),
+        "A",
+    );
+    let buckets = years(2023, 2023, &[a, b]);
+    assert_eq!(units(buckets[0].total), Some((15, Bound::Approximate)));
+}
+
+#[test]
+fn bounds_of_sums() {
+    use Bound::*;
+    assert_eq!(sum_bound(Exact, Exact), Exact);
+    assert_eq!(sum_bound(Exact, AtLeast), AtLeast);
+    assert_eq!(sum_bound(AtLeast, AtLeast), AtLeast);
+    assert_eq!(sum_bound(AtMost, Exact), AtMost);
+    assert_eq!(sum_bound(AtLeast, AtMost), Approximate);
+    assert_eq!(sum_bound(Approximate, Exact), Approximate);
+}
+
+#[test]
+fn currencies_are_never_added() {
+    let usd = record(
+        "8708",
+        greg(2023, CalendarPart::Year),
+        money(10, Bound::Exact),
+        "A",
+    );
+    let mut rub = (*record(
+        "8708",
+        greg(2022, CalendarPart::Year),
+        money(10, Bound::Exact),
+        "A",
+    ))
+    .clone();
+    rub.value.money = Money::new("RUB", 10, 0).unwrap();
+    let mixed = summarize(
+        &query(Calendar::Gregorian, Granularity::Year, 2022, 2023),
+        &[usd, Arc::new(rub)],
+        &[],
+    );
+    assert_eq!(
+        mixed.unwrap_err(),
+        SummaryError::MixedCurrencies(vec!["RUB", "USD"])
+    );
+}
+
+#[test]
+fn a_report_states_the_change_of_a_bucket_without_values() {
+    let q1 = period(Calendar::SolarHijri, 1403, CalendarPart::Quarter(1));
+    let report = Arc::new(ExportReport {
+        id: Ulid::new(),
+        sequence: 2,
+        publish_time: SystemTime::UNIX_EPOCH,
+        exporter: CountryCode::parse("IRN").unwrap(),
+        importer: CountryCode::parse("RUS").unwrap(),
+        hs_code: HsCode::parse("8708").unwrap(),
+        commodity: "auto parts".into(),
+        headline: "grew 100%".into(),
+        source: Source::default(),
+        period: q1,
+        value: None,
+        baseline_period: Some(period(Calendar::SolarHijri, 1402, CalendarPart::Quarter(1))),
+        baseline_value: None,
+        change: Some(Change {
+            percent: 100.0,
+            bound: Bound::Exact,
+        }),
+        trade_record_id: None,
+        baseline_trade_record_id: None,
+        encoded: Default::default(),
+    });
+    let summary = summarize(
+        &query(Calendar::SolarHijri, Granularity::Quarter, 1403, 1403),
+        &[],
+        std::slice::from_ref(&report),
+    )
+    .unwrap();
+    let stated = summary.buckets[0].change_from_year_earlier.unwrap();
+    assert_eq!(stated.change.percent, 100.0);
+    assert_eq!(stated.stated_by, Some(report.id));
+    assert!(summary.buckets[1].change_from_year_earlier.is_none());
+    assert!(
+        summary.buckets[0].change_from_previous.is_none(),
+        "only year on year is stated"
+    );
+}

@@ -1,0 +1,248 @@
+//! SummarizeTrade over the seed's facts, through the RPC: growth in
+//! Gregorian years, the stated change of a Solar Hijri quarter, records a
+//! bucket cannot allocate, currencies, and bad requests.
+
+use tonic::Code;
+use tradewire::{Config, pb};
+
+use crate::common::*;
+
+async fn demo_server() -> TestServer {
+    TestServer::with_config(Config {
+        demo: true,
+        ..Config::default()
+    })
+    .await
+}
+
+fn seed_filter() -> Option<pb::TradeFilter> {
+    Some(pb::TradeFilter {
+        exporter: "IRN".into(),
+        importer: "RUS".into(),
+        hs_prefix: "8708".into(),
+        ..Default::default()
+    })
+}
+
+fn request(
+    calendar: pb::Calendar,
+    granularity: pb::Granularity,
+    first_year: i32,
+    last_year: i32,
+) -> pb::SummarizeTradeRequest {
+    pb::SummarizeTradeRequest {
+        filter: seed_filter(),
+        calendar: calendar.into(),
+        granularity: granularity.into(),
+        first_year,
+        last_year,
+        currency_code: String::new(),
+    }
+}
+
+fn units(m: &Option<pb::BoundedMoney>) -> Option<(i64, pb::Bound)> {
+    m.as_ref()
+        .map(|m| (m.value.as_ref().unwrap().units, m.bound()))
+}
+
+#[tokio::test]
+async fn the_seed_years_sum_to_13_million_then_at_least_66_million_up_at_least_407_69_percent() {
+    let server = demo_server().await;
+    let summary = server
+        .trade()
+        .await
+        .summarize_trade(request(
+            pb::Calendar::Gregorian,
+            pb::Granularity::Year,
+            2022,
+            2023,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.currency_code, "USD");
+    let [y2022, y2023] = summary.buckets.as_slice() else {
+        panic!("two buckets: {:?}", summary.buckets);
+    };
+    assert_eq!(y2022.period.as_ref().unwrap().label, "2022");
+    assert_eq!(units(&y2022.total), Some((13_000_000, pb::Bound::Exact)));
+    assert_eq!(units(&y2023.total), Some((66_000_000, pb::Bound::AtLeast)));
+    assert_eq!(y2023.record_count, 1);
+    assert_eq!(y2023.sources, ["Iran Trade Promotion Organization"]);
+    let growth = y2023.change_from_year_earlier.as_ref().unwrap();
+    assert_eq!(growth.percent, 407.69);
+    assert_eq!(growth.bound(), pb::Bound::AtLeast);
+    assert!(!growth.stated);
+    assert_eq!(y2023.change_from_previous.as_ref(), Some(growth));
+}
+
+#[tokio::test]
+async fn solar_hijri_quarters_carry_the_stated_100_percent_and_name_what_they_cannot_allocate() {
+    let server = demo_server().await;
+    let mut trade = server.trade().await;
+    let summary = trade
+        .summarize_trade(request(
+            pb::Calendar::SolarHijri,
+            pb::Granularity::Quarter,
+            1401,
+            1403,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let labels: Vec<&str> = summary
+        .buckets
+        .iter()
+        .map(|b| b.period.as_ref().unwrap().label.as_str())
+        .collect();
+    assert_eq!(labels.len(), 12);
+    assert_eq!(labels[0], "1401-Q1 SH");
+    assert_eq!(labels[8], "1403-Q1 SH");
+
+    let q1_1403 = &summary.buckets[8];
+    assert!(q1_1403.total.is_none(), "no figure for the quarter itself");
+    let stated = q1_1403.change_from_year_earlier.as_ref().unwrap();
+    assert_eq!(
+        (stated.percent, stated.bound(), stated.stated),
+        (100.0, pb::Bound::Exact, true)
+    );
+    let report = server
+        .reports()
+        .await
+        .get_export_report(pb::GetExportReportRequest {
+            id: stated.export_report_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .export_report
+        .unwrap();
+    assert_eq!(report.period.unwrap().label, "1403-Q1 SH");
+
+    // The Gregorian years 2022 and 2023 straddle Solar Hijri quarters:
+    // never prorated, each named with its reason where it overlaps.
+    let unallocated = |label: &str| -> Vec<String> {
+        summary
+            .buckets
+            .iter()
+            .find(|b| b.period.as_ref().unwrap().label == label)
+            .unwrap()
+            .unallocated
+            .iter()
+            .map(|u| u.period.as_ref().unwrap().label.clone())
+            .collect()
+    };
+    assert_eq!(unallocated("1401-Q1 SH"), ["2022"]);
+    assert_eq!(unallocated("1401-Q4 SH"), ["2022", "2023"]);
+    assert_eq!(unallocated("1402-Q3 SH"), ["2023"]);
+    assert!(unallocated("1403-Q2 SH").is_empty());
+    let reason = &summary.buckets[0].unallocated[0].reason;
+    assert!(
+        reason.contains("straddles") && reason.contains("1401-Q1 SH"),
+        "{reason}"
+    );
+    assert!(summary.buckets.iter().all(|b| b.total.is_none()));
+}
+
+#[tokio::test]
+async fn mixed_currencies_are_refused_unless_one_is_named() {
+    let server = demo_server().await;
+    let mut trade = server.trade().await;
+    let mut rub = record("IRN", "RUS", "8708", 2021, 5_000_000);
+    rub.value
+        .as_mut()
+        .unwrap()
+        .value
+        .as_mut()
+        .unwrap()
+        .currency_code = "RUB".into();
+    stored(&mut trade, rub).await;
+    let mixed = trade
+        .summarize_trade(request(
+            pb::Calendar::Gregorian,
+            pb::Granularity::Year,
+            2021,
+            2023,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(mixed.code(), Code::FailedPrecondition);
+    assert!(
+        mixed.message().contains("RUB and USD"),
+        "{}",
+        mixed.message()
+    );
+
+    let in_rubles = trade
+        .summarize_trade(pb::SummarizeTradeRequest {
+            currency_code: "RUB".into(),
+            ..request(pb::Calendar::Gregorian, pb::Granularity::Year, 2021, 2023)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(in_rubles.currency_code, "RUB");
+    assert_eq!(
+        units(&in_rubles.buckets[0].total),
+        Some((5_000_000, pb::Bound::Exact))
+    );
+    assert!(in_rubles.buckets[1].total.is_none() && in_rubles.buckets[2].total.is_none());
+}
+
+#[tokio::test]
+async fn bad_summary_requests_name_their_fields() {
+    let server = TestServer::start().await;
+    let mut trade = server.trade().await;
+    let cases: Vec<(&str, pb::SummarizeTradeRequest)> = vec![
+        (
+            "granularity",
+            request(
+                pb::Calendar::Gregorian,
+                pb::Granularity::Unspecified,
+                2022,
+                2023,
+            ),
+        ),
+        (
+            "last_year",
+            request(pb::Calendar::Gregorian, pb::Granularity::Year, 2023, 2022),
+        ),
+        (
+            "last_year",
+            request(pb::Calendar::Gregorian, pb::Granularity::Month, 1900, 2000),
+        ),
+        (
+            "first_year",
+            request(pb::Calendar::Gregorian, pb::Granularity::Year, -5, -4),
+        ),
+        (
+            "calendar",
+            pb::SummarizeTradeRequest {
+                calendar: 9,
+                ..request(pb::Calendar::Gregorian, pb::Granularity::Year, 2022, 2023)
+            },
+        ),
+        (
+            "currency_code",
+            pb::SummarizeTradeRequest {
+                currency_code: "dollars".into(),
+                ..request(pb::Calendar::Gregorian, pb::Granularity::Year, 2022, 2023)
+            },
+        ),
+        (
+            "filter.hs_prefix",
+            pb::SummarizeTradeRequest {
+                filter: Some(pb::TradeFilter {
+                    hs_prefix: "87x".into(),
+                    ..Default::default()
+                }),
+                ..request(pb::Calendar::Gregorian, pb::Granularity::Year, 2022, 2023)
+            },
+        ),
+    ];
+    for (field, bad) in cases {
+        let status = trade.summarize_trade(bad).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert_names_field(&status, field);
+    }
+}
