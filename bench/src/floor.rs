@@ -95,6 +95,13 @@ impl TradeService for FloorTrade {
     ) -> Result<Response<pb::SummarizeTradeResponse>, Status> {
         Err(Status::unimplemented("floor"))
     }
+
+    async fn breakdown_trade(
+        &self,
+        _: Request<pb::BreakdownTradeRequest>,
+    ) -> Result<Response<pb::BreakdownTradeResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
 }
 
 pub(crate) async fn serve_unary(listen: SocketAddr) -> Result<(), BenchError> {

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use chrono::{Datelike, NaiveDate};
 use prost::Message;
 
-use crate::domain::summary::{Bucket, Summary, SummaryChange};
+use crate::domain::summary::{Breakdown, Bucket, Share, Summary, SummaryChange, Unallocated};
 use crate::domain::{
     AnnouncedEvent, Announcement, AnnouncementKind, Bound, BoundedMoney, Calendar, CalendarPart,
     Due, ExportReport, Money, Period, PeriodSpec, Person, Quantity, Source, TradeRecord,
@@ -310,17 +310,56 @@ pub(crate) fn summary(s: &Summary) -> pb::SummarizeTradeResponse {
                     sources: sources.clone(),
                     change_from_previous: change_from_previous.as_ref().map(summary_change),
                     change_from_year_earlier: change_from_year_earlier.as_ref().map(summary_change),
-                    unallocated: unallocated
-                        .iter()
-                        .map(|u| pb::UnallocatedTradeRecord {
-                            trade_record_id: u.record.to_string(),
-                            period: Some(period(&u.period)),
-                            reason: u.reason.clone(),
-                        })
-                        .collect(),
+                    unallocated: unallocated.iter().map(unallocated_record).collect(),
                 }
             })
             .collect(),
         currency_code: currency.map(|c| c.code().to_owned()).unwrap_or_default(),
+    }
+}
+
+fn unallocated_record(u: &Unallocated) -> pb::UnallocatedTradeRecord {
+    let Unallocated {
+        record,
+        period: record_period,
+        reason,
+    } = u;
+    pb::UnallocatedTradeRecord {
+        trade_record_id: record.to_string(),
+        period: Some(period(record_period)),
+        reason: reason.clone(),
+    }
+}
+
+fn share(s: &Share) -> pb::TradeShare {
+    let Share {
+        key,
+        value,
+        percent,
+    } = s;
+    pb::TradeShare {
+        key: key.clone(),
+        value: Some(bounded_money(value)),
+        percent: *percent,
+    }
+}
+
+/// A breakdown on the wire.
+pub(crate) fn breakdown(b: &Breakdown) -> pb::BreakdownTradeResponse {
+    let Breakdown {
+        period: breakdown_period,
+        total,
+        shares,
+        others,
+        currency,
+        unallocated,
+    } = b;
+    pb::BreakdownTradeResponse {
+        period: Some(period(breakdown_period)),
+        total: total.as_ref().map(bounded_money),
+        shares: shares.iter().map(share).collect(),
+        others: others.as_ref().map(share),
+        currency_code: currency.map(|c| c.code().to_owned()).unwrap_or_default(),
+        unallocated: unallocated.iter().map(unallocated_record).collect(),
     }
 }

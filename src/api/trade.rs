@@ -163,6 +163,15 @@ impl TradeService for TradeApi {
         let summary = self.store.summarize(&query, span)?;
         Ok(Response::new(to_proto::summary(&summary)))
     }
+
+    async fn breakdown_trade(
+        &self,
+        request: Request<pb::BreakdownTradeRequest>,
+    ) -> Result<Response<pb::BreakdownTradeResponse>, Status> {
+        let query = from_proto::breakdown_query(request.get_ref())?;
+        let breakdown = self.store.breakdown(&query)?;
+        Ok(Response::new(to_proto::breakdown(&breakdown)))
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use crate::api::caller::{Caller, Peer};
 /// What a token may do. `Admin` may do everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
-    /// Get, List, Summarize, and the streams.
+    /// Get, List, Summarize, Breakdown, and the streams.
     Read,
     /// Create and delete trade records and announcements.
     Write,
@@ -221,6 +221,7 @@ fn required_scope(path: &str) -> Option<Scope> {
             || starts("Subscribe")
             || starts("Watch")
             || starts("Summarize")
+            || starts("Breakdown")
         {
             Scope::Read
         } else if starts("Publish") {

@@ -39,7 +39,9 @@ use std::thread::JoinHandle;
 use tokio::sync::{broadcast, oneshot, watch};
 use ulid::Ulid;
 
-use crate::domain::summary::{self, Summary, SummaryError, SummaryQuery};
+use crate::domain::summary::{
+    self, Breakdown, BreakdownQuery, Summary, SummaryError, SummaryQuery,
+};
 use crate::domain::{
     Announcement, AnnouncementFilter, DateRange, ExportReport, TradeFilter, TradeRecord,
 };
@@ -397,57 +399,65 @@ impl Store {
         })
     }
 
+    /// The records matching `filter` (whose period overlaps `span`) in
+    /// `currency` if given, read from the indexes under the read lock, at
+    /// most `SUMMARY_SCAN_BUDGET` examined.
+    fn counted_records(
+        &self,
+        filter: &TradeFilter,
+        span: DateRange,
+        currency: Option<iso_currency::Currency>,
+    ) -> Result<Vec<Arc<TradeRecord>>> {
+        let state = self.read();
+        let candidates = state.record_index.candidates(filter);
+        let mut records = Vec::new();
+        let mut examined = 0usize;
+        for key in candidates.after(None, keys_after(&state.records, None)) {
+            examined += 1;
+            if examined > SUMMARY_SCAN_BUDGET {
+                return Err(Error::ResourceExhausted(format!(
+                    "a summary examines at most {SUMMARY_SCAN_BUDGET} records; narrow the filter (exporter, importer, hs_prefix)"
+                )));
+            }
+            let Some(record) = state.records.get(&key) else {
+                continue;
+            };
+            if filter.matches(record.as_ref())
+                && record.period.range.overlaps(&span)
+                && currency.is_none_or(|c| c == record.value.money.currency)
+            {
+                records.push(Arc::clone(record));
+            }
+        }
+        metrics::histogram!("tradewire_summary_examined_records").record(examined as f64);
+        Ok(records)
+    }
+
     /// Summarizes the records matching `query` whose period overlaps
     /// `span` (the buckets' dates), with the export reports that may state
     /// a bucket's change. Reads under the lock; counts after releasing it.
     pub(crate) fn summarize(&self, query: &SummaryQuery, span: DateRange) -> Result<Summary> {
-        let (records, reports, examined) = {
+        let records = self.counted_records(&query.filter, span, query.currency)?;
+        let reports: Vec<Arc<ExportReport>> = {
             let state = self.read();
-            let mut examined = 0usize;
-            let candidates = state.record_index.candidates(&query.filter);
-            let keys = candidates.after(None, keys_after(&state.records, None));
-            let mut records = Vec::new();
-            for key in keys {
-                examined += 1;
-                if examined > SUMMARY_SCAN_BUDGET {
-                    return Err(Error::ResourceExhausted(format!(
-                        "a summary examines at most {SUMMARY_SCAN_BUDGET} records; narrow the filter (exporter, importer, hs_prefix)"
-                    )));
-                }
-                let Some(record) = state.records.get(&key) else {
-                    continue;
-                };
-                if query.filter.matches(record.as_ref())
-                    && record.period.range.overlaps(&span)
-                    && query
-                        .currency
-                        .is_none_or(|c| c == record.value.money.currency)
-                {
-                    records.push(Arc::clone(record));
-                }
-            }
-            let report_candidates = state.report_index.candidates(&query.filter);
-            let reports: Vec<Arc<ExportReport>> = report_candidates
+            let candidates = state.report_index.candidates(&query.filter);
+            candidates
                 .after(None, keys_after(state.reports.items_by_sequence(), None))
                 .filter_map(|seq| state.reports.get(seq))
                 .filter(|r| r.change.is_some() && query.filter.matches(r.as_ref()))
                 .filter(|r| r.period.range.overlaps(&span))
                 .cloned()
-                .collect();
-            (records, reports, examined)
+                .collect()
         };
-        metrics::counter!("tradewire_summaries_total").increment(1);
-        metrics::histogram!("tradewire_summary_examined_records").record(examined as f64);
-        summary::summarize(query, &records, &reports).map_err(|error| match error {
-            SummaryError::MixedCurrencies(codes) => Error::FailedPrecondition(format!(
-                "the matching records are in {}; a summary never adds two currencies: name one in currency_code",
-                codes.join(" and ")
-            )),
-            SummaryError::Overflow => {
-                Error::FailedPrecondition("a total does not fit a Money value".into())
-            }
-            SummaryError::Range(why) => Error::Internal(why),
-        })
+        metrics::counter!("tradewire_summaries_total", "kind" => "summary").increment(1);
+        summary::summarize(query, &records, &reports).map_err(summary_error)
+    }
+
+    /// Ranks the partners or HS codes of `query`'s period.
+    pub(crate) fn breakdown(&self, query: &BreakdownQuery) -> Result<Breakdown> {
+        let records = self.counted_records(&query.filter, query.period.range, query.currency)?;
+        metrics::counter!("tradewire_summaries_total", "kind" => "breakdown").increment(1);
+        summary::breakdown(query, &records).map_err(summary_error)
     }
 
     pub(crate) async fn delete_trade_record(&self, id: Ulid) -> Result<()> {
@@ -588,6 +598,19 @@ impl Store {
             announcements: state.announcements.len(),
             export_reports: state.reports.len(),
         }
+    }
+}
+
+fn summary_error(error: SummaryError) -> Error {
+    match error {
+        SummaryError::MixedCurrencies(codes) => Error::FailedPrecondition(format!(
+            "the matching records are in {}; a summary never adds two currencies: name one in currency_code",
+            codes.join(" and ")
+        )),
+        SummaryError::Overflow => {
+            Error::FailedPrecondition("a total does not fit a Money value".into())
+        }
+        SummaryError::Range(why) => Error::Internal(why),
     }
 }
 

@@ -246,3 +246,62 @@ async fn bad_summary_requests_name_their_fields() {
         assert_names_field(&status, field);
     }
 }
+
+#[tokio::test]
+async fn a_breakdown_of_the_partners_of_iran_in_2023_adds_up_to_100_percent() {
+    let server = demo_server().await;
+    let mut trade = server.trade().await;
+    for (importer, units) in [("IRQ", 40_000_000), ("ARM", 9_000_000), ("TUR", 1_000_000)] {
+        stored(&mut trade, record("IRN", importer, "8708", 2023, units)).await;
+    }
+    let breakdown = trade
+        .breakdown_trade(pb::BreakdownTradeRequest {
+            exporter: "IRN".into(),
+            period: Some(year(pb::Calendar::Gregorian, 2023)),
+            dimension: pb::BreakdownDimension::Partner.into(),
+            top: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let shares: Vec<(&str, f64)> = breakdown
+        .shares
+        .iter()
+        .map(|s| (s.key.as_str(), s.percent))
+        .collect();
+    // 66 (the seed's "more than $66 million") + 40 + 9 + 1 = 116 million.
+    assert_eq!(shares.len(), 2);
+    assert_eq!(shares[0].0, "RUS");
+    assert_eq!(shares[1].0, "IRQ");
+    assert_eq!(
+        units(&breakdown.total),
+        Some((116_000_000, pb::Bound::AtLeast))
+    );
+    let others = breakdown.others.as_ref().unwrap();
+    assert_eq!(units(&others.value), Some((10_000_000, pb::Bound::Exact)));
+    let sum = shares.iter().map(|s| s.1).sum::<f64>() + others.percent;
+    assert!((sum - 100.0).abs() < 1e-9, "{sum}");
+    assert_eq!(breakdown.period.unwrap().label, "2023");
+
+    let both = trade
+        .breakdown_trade(pb::BreakdownTradeRequest {
+            period: Some(year(pb::Calendar::Gregorian, 2023)),
+            dimension: pb::BreakdownDimension::Partner.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(both.code(), Code::InvalidArgument);
+    assert_names_field(&both, "exporter");
+    let level = trade
+        .breakdown_trade(pb::BreakdownTradeRequest {
+            period: Some(year(pb::Calendar::Gregorian, 2023)),
+            dimension: pb::BreakdownDimension::HsCode.into(),
+            hs_digits: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_names_field(&level, "hs_digits");
+}

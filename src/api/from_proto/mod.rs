@@ -21,7 +21,7 @@ use crate::store::RequestKey;
 
 pub(crate) use announcements::create_announcement;
 pub(crate) use queries::{
-    announcement_filter, id_of, list, subscription, summary_query, trade_filter,
+    announcement_filter, breakdown_query, id_of, list, subscription, summary_query, trade_filter,
 };
 pub(crate) use records::{batch_create_trade_records, create_trade_record, trade_record};
 pub(crate) use reports::publish_export_report;

@@ -10,7 +10,7 @@ use super::announcements::announcement_kind;
 use super::scalars::{country, date_range, heartbeat, id, page_size};
 use super::{MAX_NAME_LEN, MAX_TEXT_FILTER_LEN, Violations, join};
 use crate::api::page_token::PageCursor;
-use crate::domain::summary::{Granularity, SummaryQuery};
+use crate::domain::summary::{BreakdownBy, BreakdownQuery, Granularity, SummaryQuery};
 use crate::domain::{AnnouncementFilter, Calendar, DateRange, HsPrefix, TradeFilter};
 use crate::error::Result;
 use crate::hub::StartPosition;
@@ -325,4 +325,100 @@ pub(crate) fn summary_query(
         }
     });
     v.finish(query.zip(span))
+}
+
+/// Most partners or HS codes a breakdown lists.
+const MAX_BREAKDOWN_TOP: i32 = 100;
+
+/// A BreakdownTrade request as a query.
+pub(crate) fn breakdown_query(request: &pb::BreakdownTradeRequest) -> Result<BreakdownQuery> {
+    let pb::BreakdownTradeRequest {
+        exporter,
+        importer,
+        period,
+        dimension,
+        hs_digits,
+        top,
+        currency_code,
+    } = request;
+    let mut v = Violations::default();
+    let exporter = country(&mut v, "exporter", exporter, false);
+    let importer = country(&mut v, "importer", importer, false);
+    let period = match period {
+        Some(p) => super::scalars::period(&mut v, "period", p),
+        None => {
+            v.add("period", "is required");
+            None
+        }
+    };
+    let by = match pb::BreakdownDimension::try_from(*dimension) {
+        Ok(pb::BreakdownDimension::Partner) => {
+            if exporter.is_some() == importer.is_some() {
+                v.add(
+                    "exporter",
+                    "set exactly one of exporter and importer to rank the other side's partners",
+                );
+            }
+            Some(BreakdownBy::Partner)
+        }
+        Ok(pb::BreakdownDimension::HsCode) => match hs_digits {
+            2 | 4 | 6 => Some(BreakdownBy::HsCode(*hs_digits as usize)),
+            other => {
+                v.add(
+                    "hs_digits",
+                    format!("{other} is not an HS level: 2, 4 or 6"),
+                );
+                None
+            }
+        },
+        Ok(pb::BreakdownDimension::Unspecified) => {
+            v.add(
+                "dimension",
+                "is required: BREAKDOWN_DIMENSION_PARTNER or BREAKDOWN_DIMENSION_HS_CODE",
+            );
+            None
+        }
+        Err(_) => {
+            v.add(
+                "dimension",
+                format!("{dimension} is not a BreakdownDimension"),
+            );
+            None
+        }
+    };
+    let top = match top {
+        0 => 10,
+        1..=MAX_BREAKDOWN_TOP => *top as usize,
+        other => {
+            v.add(
+                "top",
+                format!("{other} is outside 1..={MAX_BREAKDOWN_TOP} (0 means 10)"),
+            );
+            0
+        }
+    };
+    let currency = if currency_code.is_empty() {
+        None
+    } else {
+        v.ok(
+            "currency_code",
+            crate::domain::money::parse_currency(currency_code),
+        )
+    };
+    let query = match (period, by) {
+        (Some(period), Some(by)) => Some(BreakdownQuery {
+            filter: TradeFilter {
+                exporter,
+                importer,
+                hs_prefix: None,
+                period_overlaps: Some(period.range),
+            },
+            period,
+            by,
+            top,
+            currency,
+        }),
+        _ => None,
+    };
+    v.finish(query)
 }

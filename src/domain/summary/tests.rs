@@ -319,3 +319,74 @@ fn a_report_states_the_change_of_a_bucket_without_values() {
         "only year on year is stated"
     );
 }
+
+fn breakdown_query(by: BreakdownBy, top: usize) -> BreakdownQuery {
+    BreakdownQuery {
+        filter: TradeFilter {
+            exporter: Some(CountryCode::parse("IRN").unwrap()),
+            ..TradeFilter::default()
+        },
+        period: greg(2023, CalendarPart::Year),
+        by,
+        top,
+        currency: None,
+    }
+}
+
+fn to(importer: &str, hs: &str, units_: i64) -> Arc<TradeRecord> {
+    let mut r = (*record(
+        hs,
+        greg(2023, CalendarPart::Year),
+        money(units_, Bound::Exact),
+        "A",
+    ))
+    .clone();
+    r.importer = CountryCode::parse(importer).unwrap();
+    Arc::new(r)
+}
+
+#[test]
+fn a_breakdown_ranks_partners_and_its_shares_add_up_to_100() {
+    let records = [
+        to("RUS", "8708", 66),
+        to("IRQ", "8708", 20),
+        to("RUS", "8703", 4),
+        to("ARM", "8708", 10),
+    ];
+    let ranked = breakdown(&breakdown_query(BreakdownBy::Partner, 2), &records).unwrap();
+    let keys: Vec<_> = ranked.shares.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(keys, ["RUS", "IRQ"]);
+    assert_eq!(ranked.shares[0].value.money.units, 70);
+    assert_eq!(ranked.shares[0].percent, 70.0);
+    let others = ranked.others.as_ref().unwrap();
+    assert_eq!(
+        (others.key.as_str(), others.value.money.units),
+        ("others", 10)
+    );
+    let sum: f64 = ranked.shares.iter().map(|s| s.percent).sum::<f64>() + others.percent;
+    assert!((sum - 100.0).abs() < 1e-9, "{sum}");
+    assert_eq!(ranked.total.unwrap().money.units, 100);
+}
+
+#[test]
+fn a_breakdown_by_hs_code_cuts_codes_to_the_level() {
+    let records = [
+        to("RUS", "870810", 30),
+        to("RUS", "870899", 20),
+        to("RUS", "8703", 50),
+    ];
+    let by_4 = breakdown(&breakdown_query(BreakdownBy::HsCode(4), 10), &records).unwrap();
+    let shares: Vec<_> = by_4
+        .shares
+        .iter()
+        .map(|s| (s.key.as_str(), s.percent))
+        .collect();
+    assert_eq!(shares, [("8703", 50.0), ("8708", 50.0)]);
+    assert!(by_4.others.is_none());
+    let by_2 = breakdown(&breakdown_query(BreakdownBy::HsCode(2), 10), &records).unwrap();
+    assert_eq!(by_2.shares.len(), 1);
+    assert_eq!(
+        (by_2.shares[0].key.as_str(), by_2.shares[0].percent),
+        ("87", 100.0)
+    );
+}
