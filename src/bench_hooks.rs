@@ -60,6 +60,14 @@ impl StoreProbe {
             .len()
     }
 
+    /// Answers a SummarizeTrade request as the handler does; returns how
+    /// many records its buckets counted.
+    pub fn summarize(&self, request: &pb::SummarizeTradeRequest) -> Result<u32, Status> {
+        let (query, span) = from_proto::summary_query(request)?;
+        let summary = self.store.summarize(&query, span)?;
+        Ok(summary.buckets.iter().map(|b| b.record_count).sum())
+    }
+
     /// Reads every record once, in pages, and makes its cached encoding as
     /// a Get does; returns how many records were read.
     pub fn read_every_record(&self) -> u64 {

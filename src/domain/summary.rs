@@ -194,8 +194,21 @@ pub(crate) fn summarize(
         .periods()
         .map_err(|e| SummaryError::Range(format!("{e:?}")))?;
     let per_year = query.granularity.parts().len();
+    // Each record goes to the buckets it overlaps (found by binary search,
+    // the buckets being in date order), not every bucket to every record.
+    let mut overlapping: Vec<Vec<Arc<TradeRecord>>> = vec![Vec::new(); periods.len()];
+    for record in records {
+        let r = record.period.range;
+        let first = periods.partition_point(|p| p.range.end < r.start);
+        for (i, period) in periods.iter().enumerate().skip(first) {
+            if period.range.start > r.end {
+                break;
+            }
+            overlapping[i].push(Arc::clone(record));
+        }
+    }
     let mut buckets: Vec<Bucket> = Vec::with_capacity(periods.len());
-    for period in periods {
+    for (period, records) in periods.into_iter().zip(&overlapping) {
         buckets.push(bucket(period, records, currency)?);
     }
     for i in 0..buckets.len() {
