@@ -50,6 +50,21 @@ enum Command {
         #[command(subcommand)]
         action: cli::AnnouncementsAction,
     },
+    /// Trade summarized by year, quarter or month, Gregorian or Solar
+    /// Hijri, with growth.
+    Summary {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(flatten)]
+        args: cli::SummaryArgs,
+    },
+    /// The top partners or HS codes of a year, with their shares.
+    Breakdown {
+        #[command(flatten)]
+        connection: cli::Connection,
+        #[command(flatten)]
+        args: cli::BreakdownArgs,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  tradewire completions bash > /etc/bash_completion.d/tradewire"
@@ -471,6 +486,12 @@ async fn run(cli: Cli) -> ExitCode {
             "announcements",
             cli::announcements(&connection, action).await,
         ),
+        Command::Summary { connection, args } => {
+            finished("summary", cli::summary(&connection, args).await)
+        }
+        Command::Breakdown { connection, args } => {
+            finished("breakdown", cli::breakdown(&connection, args).await)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -166,6 +166,68 @@ pub(crate) fn announcements_table(announcements: &[pb::Announcement]) -> Table {
     t
 }
 
+/// "≥ +407.69%" (with "stated" when an export report states it).
+fn trade_change(change: Option<&pb::TradeChange>) -> String {
+    match change {
+        Some(c) if c.stated => format!("{}{:+.2}% (stated)", bound_sign(c.bound), c.percent),
+        Some(c) => format!("{}{:+.2}%", bound_sign(c.bound), c.percent),
+        None => String::new(),
+    }
+}
+
+pub(crate) fn summary_table(buckets: &[pb::TradeSummaryBucket]) -> Table {
+    let mut t = table(&[
+        "period",
+        "total",
+        "records",
+        "vs previous",
+        "vs a year earlier",
+        "unallocated",
+        "sources",
+    ]);
+    for b in buckets {
+        let total = match &b.total_high {
+            Some(high) => format!("{} .. {}", money(b.total.as_ref()), money(Some(high))),
+            None => money(b.total.as_ref()),
+        };
+        t.add_row(vec![
+            label(b.period.as_ref()).to_owned(),
+            total,
+            b.record_count.to_string(),
+            trade_change(b.change_from_previous.as_ref()),
+            trade_change(b.change_from_year_earlier.as_ref()),
+            b.unallocated
+                .iter()
+                .map(|u| label(u.period.as_ref()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            b.sources.join(", "),
+        ]);
+    }
+    t
+}
+
+pub(crate) fn breakdown_table(breakdown: &pb::BreakdownTradeResponse) -> Table {
+    let mut t = table(&["", "value", "share"]);
+    for s in breakdown.shares.iter().chain(&breakdown.others) {
+        t.add_row(vec![
+            s.key.clone(),
+            money(s.value.as_ref()),
+            format!("{:.2}%", s.percent),
+        ]);
+    }
+    t.add_row(vec![
+        format!("total, {}", label(breakdown.period.as_ref())),
+        money(breakdown.total.as_ref()),
+        if breakdown.total.is_some() {
+            "100.00%".to_owned()
+        } else {
+            String::new()
+        },
+    ]);
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

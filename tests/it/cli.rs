@@ -165,6 +165,78 @@ async fn reports_watch_goes_on_across_a_restart() {
 }
 
 #[tokio::test]
+async fn summary_and_breakdown_read_as_tables_and_as_json() {
+    let server = TestServer::with_config(Config {
+        demo: true,
+        ..Config::default()
+    })
+    .await;
+    let seed = [
+        "--exporter",
+        "IRN",
+        "--importer",
+        "RUS",
+        "--hs-prefix",
+        "8708",
+    ];
+    let (ok, table, _) = tradewire(
+        &server,
+        &[&["summary", "--from", "2022", "--to", "2023"][..], &seed].concat(),
+    )
+    .await;
+    assert!(ok);
+    let row_2023 = table
+        .lines()
+        .find(|l| l.contains("2023"))
+        .expect("a 2023 row");
+    assert!(
+        row_2023.contains("≥ $66,000,000") && row_2023.contains("≥ +407.69%"),
+        "{table}"
+    );
+
+    let args = [
+        &[
+            "summary",
+            "--calendar",
+            "solar-hijri",
+            "--by",
+            "quarter",
+            "--from",
+            "1403",
+            "--to",
+            "1403",
+            "--json",
+        ][..],
+        &seed,
+    ]
+    .concat();
+    let (ok, lines, _) = tradewire(&server, &args).await;
+    assert!(ok);
+    let buckets: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(buckets.len(), 4);
+    assert_eq!(buckets[0]["period"]["label"], "1403-Q1 SH");
+    assert_eq!(buckets[0]["changeFromYearEarlier"]["stated"], true);
+
+    let (ok, table, _) = tradewire(
+        &server,
+        &["breakdown", "--exporter", "IRN", "--year", "2023"],
+    )
+    .await;
+    assert!(ok);
+    assert!(
+        table.contains("RUS") && table.contains("100.00%"),
+        "{table}"
+    );
+
+    let (ok, _, error) = tradewire(&server, &["summary", "--from", "2023", "--to", "2022"]).await;
+    assert!(!ok);
+    assert!(error.contains("last_year"), "{error}");
+}
+
+#[tokio::test]
 async fn completions_are_printed_for_each_shell() {
     let server = TestServer::start().await;
     for shell in ["bash", "zsh", "fish"] {
