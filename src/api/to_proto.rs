@@ -310,7 +310,8 @@ pub(crate) fn summary(s: &Summary) -> pb::SummarizeTradeResponse {
                     sources: sources.clone(),
                     change_from_previous: change_from_previous.as_ref().map(summary_change),
                     change_from_year_earlier: change_from_year_earlier.as_ref().map(summary_change),
-                    unallocated: unallocated.iter().map(unallocated_record).collect(),
+                    unallocated: unallocated.listed.iter().map(unallocated_record).collect(),
+                    unallocated_count: unallocated.count,
                 }
             })
             .collect(),
@@ -360,6 +361,7 @@ pub(crate) fn breakdown(b: &Breakdown) -> pb::BreakdownTradeResponse {
         shares: shares.iter().map(share).collect(),
         others: others.as_ref().map(share),
         currency_code: currency.map(|c| c.code().to_owned()).unwrap_or_default(),
-        unallocated: unallocated.iter().map(unallocated_record).collect(),
+        unallocated: unallocated.listed.iter().map(unallocated_record).collect(),
+        unallocated_count: unallocated.count,
     }
 }

@@ -85,6 +85,39 @@ pub(crate) struct SummaryChange {
     pub stated_by: Option<Ulid>,
 }
 
+/// How many unallocated records a bucket (or a breakdown) lists; the rest
+/// are only counted, so that an answer stays proportional to the question.
+pub(crate) const MAX_UNALLOCATED_LISTED: usize = 20;
+
+/// The records not counted: the first `MAX_UNALLOCATED_LISTED` with their
+/// reasons, and how many there were.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct UnallocatedList {
+    pub listed: Vec<Unallocated>,
+    pub count: u32,
+}
+
+impl UnallocatedList {
+    /// Counts one more, listing it (the reason made only then) while
+    /// there is room.
+    fn push(&mut self, record: &TradeRecord, reason: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.listed.len() < MAX_UNALLOCATED_LISTED {
+            self.listed.push(Unallocated {
+                record: record.id,
+                period: record.period.clone(),
+                reason: reason(),
+            });
+        }
+    }
+
+    fn extend(&mut self, other: UnallocatedList) {
+        self.count += other.count;
+        let room = MAX_UNALLOCATED_LISTED.saturating_sub(self.listed.len());
+        self.listed.extend(other.listed.into_iter().take(room));
+    }
+}
+
 /// A record a bucket did not count, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Unallocated {
@@ -104,7 +137,7 @@ pub(crate) struct Bucket {
     pub sources: Vec<String>,
     pub change_from_previous: Option<SummaryChange>,
     pub change_from_year_earlier: Option<SummaryChange>,
-    pub unallocated: Vec<Unallocated>,
+    pub unallocated: UnallocatedList,
 }
 
 /// A summary: its buckets and their one currency.
@@ -267,7 +300,7 @@ fn bucket(
     currency: Option<Currency>,
 ) -> Result<Bucket, SummaryError> {
     let range = period.range;
-    let mut unallocated = Vec::new();
+    let mut unallocated = UnallocatedList::default();
     // Per line, per period within the bucket: the alternatives.
     let mut lines: BTreeMap<Line, Figures<'_>> = BTreeMap::new();
     for record in records {
@@ -276,13 +309,11 @@ fn bucket(
             continue;
         }
         if r.start < range.start || r.end > range.end {
-            unallocated.push(Unallocated {
-                record: record.id,
-                period: record.period.clone(),
-                reason: format!(
+            unallocated.push(record, || {
+                format!(
                     "its period {} straddles the bucket {} ({}..{}); a figure is never prorated",
                     record.period.label, period.label, range.start, range.end
-                ),
+                )
             });
             continue;
         }
@@ -322,11 +353,9 @@ fn bucket(
                 })
             };
             if let Some(reason) = dropped {
-                unallocated.extend(alternatives.iter().map(|r| Unallocated {
-                    record: r.id,
-                    period: r.period.clone(),
-                    reason: reason.clone(),
-                }));
+                for r in alternatives {
+                    unallocated.push(r, || reason.clone());
+                }
                 continue;
             }
             kept.push(span);
@@ -410,7 +439,7 @@ pub(crate) struct Breakdown {
     pub shares: Vec<Share>,
     pub others: Option<Share>,
     pub currency: Option<Currency>,
-    pub unallocated: Vec<Unallocated>,
+    pub unallocated: UnallocatedList,
 }
 
 /// Ranks `records` (matching the query's filter and currency, overlapping
@@ -432,7 +461,7 @@ pub(crate) fn breakdown(
         };
         groups.entry(key).or_default().push(Arc::clone(record));
     }
-    let mut unallocated = Vec::new();
+    let mut unallocated = UnallocatedList::default();
     let mut ranked = Vec::new();
     for (key, group) in groups {
         let counted = bucket(query.period.clone(), &group, currency)?;

@@ -147,9 +147,13 @@ fn a_record_straddling_a_bucket_is_unallocated_not_prorated() {
     let first = &buckets[0];
     assert_eq!(first.period.label, "1403-Q1 SH");
     assert!(first.total.is_none());
-    let ids: Vec<_> = first.unallocated.iter().map(|u| u.record).collect();
+    let ids: Vec<_> = first.unallocated.listed.iter().map(|u| u.record).collect();
     assert!(ids.contains(&q2.id) && ids.contains(&year.id));
-    assert!(first.unallocated[0].reason.contains("never prorated"));
+    assert!(
+        first.unallocated.listed[0]
+            .reason
+            .contains("never prorated")
+    );
 }
 
 #[test]
@@ -190,9 +194,13 @@ fn a_record_for_the_whole_bucket_wins_over_its_parts() {
     let buckets = years(2023, 2023, &[whole, part.clone()]);
     assert_eq!(units(buckets[0].total), Some((100, Bound::Exact)));
     assert_eq!(buckets[0].record_count, 1);
-    assert_eq!(buckets[0].unallocated.len(), 1);
-    assert_eq!(buckets[0].unallocated[0].record, part.id);
-    assert!(buckets[0].unallocated[0].reason.contains("whole bucket"));
+    assert_eq!(buckets[0].unallocated.listed.len(), 1);
+    assert_eq!(buckets[0].unallocated.listed[0].record, part.id);
+    assert!(
+        buckets[0].unallocated.listed[0]
+            .reason
+            .contains("whole bucket")
+    );
 }
 
 #[test]
@@ -218,9 +226,9 @@ fn parts_that_do_not_overlap_are_added_and_overlapping_ones_are_not() {
     let buckets = years(2023, 2023, &[q1, q2, march.clone()]);
     assert_eq!(units(buckets[0].total), Some((50, Bound::AtLeast)));
     assert_eq!(buckets[0].record_count, 2);
-    assert_eq!(buckets[0].unallocated.len(), 1);
-    assert_eq!(buckets[0].unallocated[0].record, march.id);
-    assert!(buckets[0].unallocated[0].reason.contains("overlaps"));
+    assert_eq!(buckets[0].unallocated.listed.len(), 1);
+    assert_eq!(buckets[0].unallocated.listed[0].record, march.id);
+    assert!(buckets[0].unallocated.listed[0].reason.contains("overlaps"));
 }
 
 #[test]
@@ -389,4 +397,27 @@ fn a_breakdown_by_hs_code_cuts_codes_to_the_level() {
         (by_2.shares[0].key.as_str(), by_2.shares[0].percent),
         ("87", 100.0)
     );
+}
+
+#[test]
+fn a_bucket_lists_at_most_20_unallocated_records_and_counts_them_all() {
+    let records: Vec<_> = (0..30)
+        .map(|i| {
+            record(
+                "8708",
+                greg(2024, CalendarPart::Year),
+                money(i, Bound::Exact),
+                &format!("source {i}"),
+            )
+        })
+        .collect();
+    let summary = summarize(
+        &query(Calendar::Gregorian, Granularity::Quarter, 2024, 2024),
+        &records,
+        &[],
+    )
+    .unwrap();
+    let q1 = &summary.buckets[0].unallocated;
+    assert_eq!(q1.count, 30);
+    assert_eq!(q1.listed.len(), MAX_UNALLOCATED_LISTED);
 }
