@@ -236,6 +236,14 @@ where
     })
 }
 
+/// The currency a summary or breakdown counts only, if named.
+fn currency_filter(v: &mut Violations, code: &str) -> Option<iso_currency::Currency> {
+    if code.is_empty() {
+        return None;
+    }
+    v.ok("currency_code", crate::domain::money::parse_currency(code))
+}
+
 /// Most years a summary spans.
 const MAX_SUMMARY_YEARS: i32 = 50;
 
@@ -291,14 +299,7 @@ pub(crate) fn summary_query(
             ),
         );
     }
-    let currency = if currency_code.is_empty() {
-        None
-    } else {
-        v.ok(
-            "currency_code",
-            crate::domain::money::parse_currency(currency_code),
-        )
-    };
+    let currency = currency_filter(&mut v, currency_code);
     let query = match (calendar, granularity) {
         (Some(calendar), Some(granularity)) => Some(SummaryQuery {
             filter,
@@ -397,14 +398,7 @@ pub(crate) fn breakdown_query(request: &pb::BreakdownTradeRequest) -> Result<Bre
             0
         }
     };
-    let currency = if currency_code.is_empty() {
-        None
-    } else {
-        v.ok(
-            "currency_code",
-            crate::domain::money::parse_currency(currency_code),
-        )
-    };
+    let currency = currency_filter(&mut v, currency_code);
     let query = match (period, by) {
         (Some(period), Some(by)) => Some(BreakdownQuery {
             filter: TradeFilter {
