@@ -32,6 +32,10 @@ pub enum Error {
         message: String,
         oldest_retained: u64,
     },
+    /// The request was made against a state that has changed since (a
+    /// stale etag).
+    #[error("{0}")]
+    Aborted(String),
     /// A server limit is reached.
     #[error("{0}")]
     ResourceExhausted(String),

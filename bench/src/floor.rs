@@ -96,6 +96,20 @@ impl TradeService for FloorTrade {
         Err(Status::unimplemented("floor"))
     }
 
+    async fn update_trade_record(
+        &self,
+        _: Request<pb::UpdateTradeRecordRequest>,
+    ) -> Result<Response<pb::UpdateTradeRecordResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn list_trade_record_revisions(
+        &self,
+        _: Request<pb::ListTradeRecordRevisionsRequest>,
+    ) -> Result<Response<pb::ListTradeRecordRevisionsResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
     async fn breakdown_trade(
         &self,
         _: Request<pb::BreakdownTradeRequest>,

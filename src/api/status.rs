@@ -65,6 +65,7 @@ impl From<Error> for Status {
                 oldest_retained,
             ),
             Error::ResourceExhausted(_) => Status::resource_exhausted(message),
+            Error::Aborted(_) => Status::aborted(message),
             Error::Unavailable {
                 resume_after: Some(after),
                 ..

@@ -9,7 +9,7 @@ use prost::Message;
 use crate::domain::summary::{Breakdown, Bucket, Share, Summary, SummaryChange, Unallocated};
 use crate::domain::{
     AnnouncedEvent, Announcement, AnnouncementKind, Bound, BoundedMoney, Calendar, CalendarPart,
-    Due, ExportReport, Money, Period, PeriodSpec, Person, Quantity, Source, TradeRecord,
+    Due, ExportReport, Money, Period, PeriodSpec, Person, Quantity, Revision, Source, TradeRecord,
 };
 use crate::hub::SubscriptionEvent;
 use crate::pb;
@@ -131,6 +131,38 @@ pub(crate) fn trade_record(r: &TradeRecord) -> pb::TradeRecord {
         quantity: r.quantity.as_ref().map(quantity),
         source: Some(source(&r.source)),
         create_time: Some(timestamp(r.create_time)),
+        revision: i64::from(r.revision.max(1)),
+        etag: etag(r),
+    }
+}
+
+/// A record's etag: its revision, "r3".
+pub(crate) fn etag(r: &TradeRecord) -> String {
+    format!("r{}", r.revision.max(1))
+}
+
+/// A record's revisions on the wire.
+pub(crate) fn revisions(history: &[Revision]) -> pb::ListTradeRecordRevisionsResponse {
+    pb::ListTradeRecordRevisionsResponse {
+        revisions: history
+            .iter()
+            .map(|r| {
+                let Revision {
+                    number,
+                    time,
+                    changed,
+                    source: revision_source,
+                    record,
+                } = r;
+                pb::TradeRecordRevision {
+                    revision: i64::from(*number),
+                    revise_time: Some(timestamp(*time)),
+                    changed_fields: changed.clone(),
+                    source: Some(source(revision_source)),
+                    trade_record: Some(trade_record(record)),
+                }
+            })
+            .collect(),
     }
 }
 

@@ -164,6 +164,30 @@ impl TradeService for TradeApi {
         Ok(Response::new(to_proto::summary(&summary)))
     }
 
+    async fn update_trade_record(
+        &self,
+        request: Request<pb::UpdateTradeRecordRequest>,
+    ) -> Result<Response<pb::UpdateTradeRecordResponse>, Status> {
+        let update = from_proto::update_trade_record(request.get_ref())?;
+        let record = self
+            .store
+            .update_trade_record(update.id, update.patch, update.etag, update.source)
+            .await?;
+        caller::log_write(&caller::name(&request), "UpdateTradeRecord", &record.id);
+        Ok(Response::new(pb::UpdateTradeRecordResponse {
+            trade_record: Some(to_proto::trade_record(&record)),
+        }))
+    }
+
+    async fn list_trade_record_revisions(
+        &self,
+        request: Request<pb::ListTradeRecordRevisionsRequest>,
+    ) -> Result<Response<pb::ListTradeRecordRevisionsResponse>, Status> {
+        let id = from_proto::id_of(request.get_ref())?;
+        let history = self.store.trade_record_revisions(id)?;
+        Ok(Response::new(to_proto::revisions(&history)))
+    }
+
     async fn breakdown_trade(
         &self,
         request: Request<pb::BreakdownTradeRequest>,

@@ -19,7 +19,7 @@ pub(crate) use codes::{CountryCode, HsCode, HsPrefix};
 pub(crate) use filter::{AnnouncementFilter, TradeFilter};
 pub(crate) use money::{Bound, BoundedMoney, Money, Quantity};
 pub(crate) use period::{Calendar, CalendarPart, DateRange, Period, PeriodSpec};
-pub(crate) use record::{Person, Source, TradeRecord};
+pub(crate) use record::{Person, RecordPatch, Revision, Source, TradeRecord};
 pub(crate) use report::{Change, ExportReport};
 
 /// A slot for a stored item's wire encoding, computed at most once (stored

@@ -41,6 +41,11 @@ pub(crate) struct TradeRecord {
     pub value: BoundedMoney,
     pub quantity: Option<Quantity>,
     pub source: Source,
+    /// The revision of its figures, from 1; kept by the store beside the
+    /// record (its revisions) and set when the record is stored or
+    /// restored, so it is not part of the record's logged form.
+    #[serde(skip)]
+    pub revision: u32,
     /// The record's `tradewire.v1.TradeRecord` encoding, made on first
     /// read and copied into every answer that carries the record; filled
     /// by the API layer.
@@ -86,4 +91,60 @@ impl TradeKeyed for TradeRecord {
     fn period(&self) -> &Period {
         &self.period
     }
+}
+
+/// A revision of a record's figures: the fields an update may change.
+/// `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RecordPatch {
+    pub commodity: Option<String>,
+    pub value: Option<BoundedMoney>,
+    /// `Some(None)` clears the quantity.
+    pub quantity: Option<Option<Quantity>>,
+}
+
+impl RecordPatch {
+    /// The names of the fields it changes, as the API names them.
+    pub(crate) fn fields(&self) -> Vec<String> {
+        let mut fields = Vec::new();
+        if self.commodity.is_some() {
+            fields.push("commodity".to_owned());
+        }
+        if self.value.is_some() {
+            fields.push("value".to_owned());
+        }
+        if self.quantity.is_some() {
+            fields.push("quantity".to_owned());
+        }
+        fields
+    }
+
+    /// `record` with the patch applied; its cached encoding is dropped.
+    pub(crate) fn applied_to(&self, record: &TradeRecord) -> TradeRecord {
+        let mut revised = record.clone();
+        revised.encoded = Default::default();
+        if let Some(commodity) = &self.commodity {
+            revised.commodity = commodity.clone();
+        }
+        if let Some(value) = self.value {
+            revised.value = value;
+        }
+        if let Some(quantity) = &self.quantity {
+            revised.quantity = quantity.clone();
+        }
+        revised
+    }
+}
+
+/// One revision of a trade record, as kept in its history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Revision {
+    pub number: u32,
+    pub time: SystemTime,
+    /// The fields it changed; empty for the first.
+    pub changed: Vec<String>,
+    /// Where its figures come from.
+    pub source: Source,
+    /// The record as of this revision.
+    pub record: std::sync::Arc<TradeRecord>,
 }

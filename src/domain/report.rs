@@ -88,6 +88,7 @@ impl ExportReport {
             value: *value,
             quantity: None,
             source: self.source.clone(),
+            revision: 1,
             encoded: Default::default(),
         };
         let current = self.value.as_ref().map(|v| record(&self.period, v));

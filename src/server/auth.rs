@@ -226,7 +226,8 @@ fn required_scope(path: &str) -> Option<Scope> {
             Scope::Read
         } else if starts("Publish") {
             Scope::Publish
-        } else if starts("Create") || starts("BatchCreate") || starts("Delete") {
+        } else if starts("Create") || starts("BatchCreate") || starts("Delete") || starts("Update")
+        {
             Scope::Write
         } else {
             Scope::Admin

@@ -22,8 +22,8 @@ use std::time::SystemTime;
 use ulid::Ulid;
 
 use super::state::{Command, Mutation, Operation, Outcome, State};
-use crate::domain::TradeRecord;
 use crate::domain::record::RecordKey;
+use crate::domain::{RecordPatch, Source, TradeRecord};
 use crate::error::{Error, Result};
 
 /// What drafting one command gave.
@@ -58,6 +58,8 @@ pub(super) struct Draft<'s> {
     referenced_records: HashSet<Ulid>,
     /// Announcements deleted in this group.
     deleted_announcements: HashSet<Ulid>,
+    /// Records revised in this group.
+    updated_records: HashSet<Ulid>,
 }
 
 fn defer(command: Command) -> Result<Drafted> {
@@ -81,6 +83,7 @@ impl<'s> Draft<'s> {
             deleted_records: HashSet::new(),
             referenced_records: HashSet::new(),
             deleted_announcements: HashSet::new(),
+            updated_records: HashSet::new(),
         }
     }
 
@@ -141,6 +144,12 @@ impl<'s> Draft<'s> {
                 self.publish_export_report(report, request)?
             }
             Command::MarkDemoLoaded => return mutate(Mutation::DemoLoaded),
+            Command::UpdateTradeRecord {
+                id,
+                patch,
+                etag,
+                source,
+            } => self.update_trade_record(id, patch, etag, source)?,
         };
         if let Drafted::Mutate(mutation) = &drafted
             && let Some((op, request)) = mutation.request()
@@ -171,10 +180,52 @@ impl<'s> Draft<'s> {
         mutate(Mutation::TradeRecordsCreated { records, request })
     }
 
+    /// A revision of a record's figures, checked against the etag the
+    /// caller read.
+    fn update_trade_record(
+        &mut self,
+        id: Ulid,
+        patch: RecordPatch,
+        etag: Option<u32>,
+        source: Option<Source>,
+    ) -> Result<Drafted> {
+        if self.created_records.contains(&id)
+            || self.deleted_records.contains(&id)
+            || self.updated_records.contains(&id)
+        {
+            return defer(Command::UpdateTradeRecord {
+                id,
+                patch,
+                etag,
+                source,
+            });
+        }
+        let Some(current) = self.state.records.get(&id) else {
+            return Err(Error::not_found("trade record", id));
+        };
+        let revision = current.revision.max(1);
+        if let Some(etag) = etag
+            && etag != revision
+        {
+            return Err(Error::Aborted(format!(
+                "etag \"r{etag}\" is stale: trade record {id} is at revision {revision} (etag \"r{revision}\"); read it again and retry"
+            )));
+        }
+        self.updated_records.insert(id);
+        mutate(Mutation::TradeRecordUpdated {
+            record: patch.applied_to(current),
+            number: revision + 1,
+            time: SystemTime::now(),
+            changed: patch.fields(),
+            source: source.unwrap_or_else(|| current.source.clone()),
+        })
+    }
+
     fn delete_trade_record(&mut self, id: Ulid) -> Result<Drafted> {
         if self.created_records.contains(&id)
             || self.deleted_records.contains(&id)
             || self.referenced_records.contains(&id)
+            || self.updated_records.contains(&id)
         {
             return defer(Command::DeleteTradeRecord(id));
         }

@@ -43,6 +43,7 @@ pub(super) fn record(y: i32, units: i64) -> TradeRecord {
         value: usd(units),
         quantity: None,
         source: source(),
+        revision: 1,
         encoded: Default::default(),
     }
 }

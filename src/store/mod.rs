@@ -43,7 +43,8 @@ use crate::domain::summary::{
     self, Breakdown, BreakdownQuery, Summary, SummaryError, SummaryQuery,
 };
 use crate::domain::{
-    Announcement, AnnouncementFilter, DateRange, ExportReport, TradeFilter, TradeRecord,
+    Announcement, AnnouncementFilter, DateRange, ExportReport, RecordPatch, Revision, Source,
+    TradeFilter, TradeRecord,
 };
 use crate::error::{Error, Result};
 use committer::{Job, commit_loop};
@@ -458,6 +459,49 @@ impl Store {
         let records = self.counted_records(&query.filter, query.period.range, query.currency)?;
         metrics::counter!("tradewire_summaries_total", "kind" => "breakdown").increment(1);
         summary::breakdown(query, &records).map_err(summary_error)
+    }
+
+    /// Revises a record's figures; `etag` is the revision the caller read.
+    pub(crate) async fn update_trade_record(
+        &self,
+        id: Ulid,
+        patch: RecordPatch,
+        etag: Option<u32>,
+        source: Option<Source>,
+    ) -> Result<Arc<TradeRecord>> {
+        let command = Command::UpdateTradeRecord {
+            id,
+            patch,
+            etag,
+            source,
+        };
+        match self.submit(command).await? {
+            Outcome::TradeRecords(mut records) if records.len() == 1 => records
+                .pop()
+                .ok_or_else(|| Error::Internal("no record".into())),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every revision of a record, oldest first: its history once revised
+    /// (kept after a delete until the next snapshot), else the record as
+    /// revision 1.
+    pub(crate) fn trade_record_revisions(&self, id: Ulid) -> Result<Vec<Revision>> {
+        let state = self.read();
+        if let Some(history) = state.revisions.get(&id) {
+            return Ok(history.clone());
+        }
+        let record = state
+            .records
+            .get(&id)
+            .ok_or_else(|| Error::not_found("trade record", id))?;
+        Ok(vec![Revision {
+            number: 1,
+            time: record.create_time,
+            changed: Vec::new(),
+            source: record.source.clone(),
+            record: Arc::clone(record),
+        }])
     }
 
     pub(crate) async fn delete_trade_record(&self, id: Ulid) -> Result<()> {

@@ -20,6 +20,7 @@ mod limits;
 mod metrics;
 mod periods;
 mod replicas;
+mod revisions;
 mod security;
 mod stream_lifecycle;
 mod streams;

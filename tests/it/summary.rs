@@ -134,7 +134,10 @@ async fn solar_hijri_quarters_carry_the_stated_100_percent_and_name_what_they_ca
     };
     assert_eq!(unallocated("1401-Q1 SH"), ["2022"]);
     assert_eq!(unallocated("1401-Q4 SH"), ["2022", "2023"]);
-    assert_eq!(summary.buckets[3].unallocated_count, 2, "1401-Q4 SH counts them too");
+    assert_eq!(
+        summary.buckets[3].unallocated_count, 2,
+        "1401-Q4 SH counts them too"
+    );
     assert_eq!(unallocated("1402-Q3 SH"), ["2023"]);
     assert!(unallocated("1403-Q2 SH").is_empty());
     let reason = &summary.buckets[0].unallocated[0].reason;

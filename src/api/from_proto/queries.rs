@@ -43,7 +43,8 @@ id_requests!(
     DeleteTradeRecordRequest,
     GetAnnouncementRequest,
     DeleteAnnouncementRequest,
-    GetExportReportRequest
+    GetExportReportRequest,
+    ListTradeRecordRevisionsRequest
 );
 
 pub(crate) fn trade_filter(

@@ -19,6 +19,8 @@ pub(crate) fn trade_record(
         // Output only: the store assigns them.
         id: _,
         create_time: _,
+        revision: _,
+        etag: _,
         exporter,
         importer,
         hs_code,
@@ -49,6 +51,7 @@ pub(crate) fn trade_record(
         value: money?,
         quantity,
         source: source?,
+        revision: 1,
         encoded: Default::default(),
     })
 }
@@ -103,4 +106,98 @@ pub(crate) fn batch_create_trade_records(
         value: records,
         request: key,
     })
+}
+
+/// The fields UpdateTradeRecord may change; the others say which figure a
+/// record is.
+const UPDATABLE: [&str; 3] = ["value", "quantity", "commodity"];
+
+/// What an UpdateTradeRecord changes.
+#[derive(Debug)]
+pub(crate) struct Update {
+    pub id: Ulid,
+    pub patch: crate::domain::RecordPatch,
+    pub etag: Option<u32>,
+    pub source: Option<crate::domain::Source>,
+}
+
+/// UpdateTradeRecord: the id, the masked fields' new values, the etag.
+pub(crate) fn update_trade_record(request: &pb::UpdateTradeRecordRequest) -> Result<Update> {
+    let pb::UpdateTradeRecordRequest {
+        trade_record,
+        update_mask,
+        etag,
+        revision_source,
+    } = request;
+    let mut v = Violations::default();
+    let record = v.required("trade_record", trade_record.as_ref());
+    let id = record.and_then(|r| {
+        v.ok(
+            "trade_record.id",
+            Ulid::from_string(&r.id).map_err(|e| format!("{:?} is not a ULID: {e}", r.id)),
+        )
+    });
+    let mut patch = crate::domain::RecordPatch::default();
+    let paths = update_mask.as_ref().map_or(&[][..], |m| m.paths.as_slice());
+    if paths.is_empty() {
+        v.add(
+            "update_mask.paths",
+            "is required: one or more of value, quantity, commodity",
+        );
+    }
+    for (i, path) in paths.iter().enumerate() {
+        let field = format!("update_mask.paths[{i}]");
+        if !UPDATABLE.contains(&path.as_str()) {
+            v.add(field, format!("{path:?} cannot be updated; updatable: value, quantity, commodity (delete and create to change what a record is a figure of)"));
+            continue;
+        }
+        if paths[..i].contains(path) {
+            v.add(field, format!("{path:?} is named twice"));
+            continue;
+        }
+        let Some(r) = record else { continue };
+        match path.as_str() {
+            "value" => {
+                patch.value = v
+                    .required("trade_record.value", r.value.as_ref())
+                    .and_then(|m| bounded_money(&mut v, "trade_record.value", m));
+            }
+            "quantity" => {
+                patch.quantity = Some(
+                    r.quantity
+                        .as_ref()
+                        .and_then(|q| quantity(&mut v, "trade_record.quantity", q)),
+                );
+            }
+            _ => {
+                patch.commodity = Some(v.text(
+                    "trade_record.commodity",
+                    &r.commodity,
+                    super::MAX_NAME_LEN,
+                    false,
+                ));
+            }
+        }
+    }
+    let etag = if etag.is_empty() {
+        None
+    } else {
+        v.ok(
+            "etag",
+            etag.trim_matches('"')
+                .strip_prefix('r')
+                .and_then(|n| n.parse::<u32>().ok())
+                .ok_or_else(|| format!("{etag:?} is not an etag of this server (\"r3\")")),
+        )
+    };
+    let source = revision_source
+        .as_ref()
+        .and_then(|s| self::source(&mut v, "revision_source", Some(s)));
+    let update = id.map(|id| Update {
+        id,
+        patch,
+        etag,
+        source,
+    });
+    v.finish(update)
 }

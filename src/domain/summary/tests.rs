@@ -35,6 +35,7 @@ fn record(hs: &str, period: Period, value: BoundedMoney, organization: &str) -> 
             organization: organization.into(),
             ..Source::default()
         },
+        revision: 1,
         encoded: Default::default(),
     })
 }

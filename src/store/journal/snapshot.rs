@@ -34,7 +34,7 @@ pub(super) fn read_snapshot(path: &Path, lsn: u64) -> Result<Snapshot, OpenError
     if stored_lsn != lsn || body.len() as u64 != len || crc32c::crc32c(body) != crc {
         return Err(corrupt("snapshot checksum or length mismatch"));
     }
-    postcard::from_bytes(body).map_err(|e| corrupt(&format!("snapshot does not decode: {e}")))
+    Snapshot::decode(body).map_err(|e| corrupt(&format!("snapshot does not decode: {e}")))
 }
 
 /// Writes the snapshot of the state before entry `lsn` (temp file, fsync,
@@ -42,7 +42,7 @@ pub(super) fn read_snapshot(path: &Path, lsn: u64) -> Result<Snapshot, OpenError
 /// snapshots it makes redundant. Runs on the snapshot thread, with no lock.
 pub(super) fn write_snapshot(dir: &Path, lsn: u64, view: &Snapshot) -> io::Result<()> {
     let started = Instant::now();
-    let body = postcard::to_stdvec(view).map_err(io::Error::other)?;
+    let body = view.encode().map_err(io::Error::other)?;
     let tmp = dir.join(format!("{}.tmp", snapshot_name(lsn)));
     {
         let mut file = File::create(&tmp)?;

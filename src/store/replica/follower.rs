@@ -423,7 +423,7 @@ impl Follower {
         let snapshots = self.snapshots.clone();
         let log = self.log.clone();
         self.snapshot_task = Some(tokio::spawn(async move {
-            let encoded = tokio::task::spawn_blocking(move || postcard::to_stdvec(&view)).await;
+            let encoded = tokio::task::spawn_blocking(move || view.encode()).await;
             let encoded = match encoded {
                 Ok(Ok(encoded)) => encoded,
                 Ok(Err(error)) => {

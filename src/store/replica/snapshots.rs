@@ -103,7 +103,7 @@ impl Snapshots {
                 manifest.position
             )));
         }
-        let snapshot = postcard::from_bytes(&encoded).map_err(|e| {
+        let snapshot = Snapshot::decode(&encoded).map_err(|e| {
             OpenError::Replica(format!(
                 "the snapshot at log position {} does not decode: {e}",
                 manifest.position

@@ -17,7 +17,7 @@ use super::index::{AnnouncementIndex, TradeIndex};
 use super::record_keys::RecordKeys;
 use super::seqlog::SeqLog;
 use super::{RequestKey, StoreConfig};
-use crate::domain::{Announcement, ExportReport, TradeRecord};
+use crate::domain::{Announcement, ExportReport, RecordPatch, Revision, Source, TradeRecord};
 use crate::error::{Error, Result};
 
 /// A write as a client asked for it. `Clone`: a replica drafts a command
@@ -39,6 +39,14 @@ pub(super) enum Command {
         request: Option<RequestKey>,
     },
     MarkDemoLoaded,
+    UpdateTradeRecord {
+        id: Ulid,
+        patch: RecordPatch,
+        /// The revision the caller read; another is ABORTED.
+        etag: Option<u32>,
+        /// The revision's source; `None`: the record's.
+        source: Option<Source>,
+    },
 }
 
 impl Command {
@@ -56,7 +64,8 @@ impl Command {
             }
             Command::DeleteTradeRecord(_)
             | Command::DeleteAnnouncement(_)
-            | Command::MarkDemoLoaded => None,
+            | Command::MarkDemoLoaded
+            | Command::UpdateTradeRecord { .. } => None,
         }
     }
 }
@@ -83,6 +92,17 @@ pub(super) enum Mutation {
         request: Option<RequestKey>,
     },
     DemoLoaded,
+    /// A record's figures revised; variants are only ever added at the
+    /// end, so that logs written before stay readable.
+    TradeRecordUpdated {
+        /// The record as revised.
+        record: TradeRecord,
+        /// Its revision number, the time, the fields changed and the source.
+        number: u32,
+        time: std::time::SystemTime,
+        changed: Vec<String>,
+        source: Source,
+    },
 }
 
 impl Mutation {
@@ -100,7 +120,8 @@ impl Mutation {
             }
             Mutation::TradeRecordDeleted(_)
             | Mutation::AnnouncementDeleted(_)
-            | Mutation::DemoLoaded => None,
+            | Mutation::DemoLoaded
+            | Mutation::TradeRecordUpdated { .. } => None,
         }
     }
 }
@@ -184,6 +205,29 @@ pub(super) struct Snapshot {
     requests: Vec<(Operation, String, u64, Outcome)>,
     last_id: Ulid,
     demo_loaded: bool,
+    /// The histories of revised records, written after the fields above
+    /// (`encode`), so that snapshots from before revisions still read.
+    #[serde(skip)]
+    revisions: Vec<(Ulid, Vec<Revision>)>,
+}
+
+impl Snapshot {
+    /// The snapshot's bytes: the fields, then the revision histories.
+    pub(super) fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        let mut bytes = postcard::to_stdvec(self)?;
+        bytes.extend(postcard::to_stdvec(&self.revisions)?);
+        Ok(bytes)
+    }
+
+    /// A snapshot from `encode`'s bytes, or from a snapshot written
+    /// before revisions existed (nothing after the fields).
+    pub(super) fn decode(bytes: &[u8]) -> Result<Snapshot, postcard::Error> {
+        let (mut snapshot, rest): (Snapshot, &[u8]) = postcard::take_from_bytes(bytes)?;
+        if !rest.is_empty() {
+            snapshot.revisions = postcard::from_bytes(rest)?;
+        }
+        Ok(snapshot)
+    }
 }
 
 pub(super) struct State {
@@ -203,6 +247,10 @@ pub(super) struct State {
     pub(super) report_index: TradeIndex<u64>,
     pub(super) requests: RequestLog,
     pub(super) demo_loaded: bool,
+    /// Every revision of each record revised at least once (revision 1
+    /// included), oldest first; kept after a delete until the next
+    /// snapshot.
+    pub(super) revisions: HashMap<Ulid, Vec<Revision>>,
 }
 
 impl std::fmt::Debug for State {
@@ -234,12 +282,44 @@ impl State {
                 ..RequestLog::default()
             },
             demo_loaded: false,
+            revisions: HashMap::new(),
         }
     }
 
     /// Makes a mutation's changes. Never fails, never panics.
     pub(super) fn apply(&mut self, mutation: Mutation) -> (Outcome, Option<Published>) {
         match mutation {
+            Mutation::TradeRecordUpdated {
+                mut record,
+                number,
+                time,
+                changed,
+                source,
+            } => {
+                record.revision = number;
+                let record = Arc::new(record);
+                // The draft checked that it exists; identity fields never
+                // change, so the indexes and record keys stay as they are.
+                if let Some(old) = self.records.insert(record.id, Arc::clone(&record)) {
+                    let history = self.revisions.entry(record.id).or_insert_with(|| {
+                        vec![Revision {
+                            number: 1,
+                            time: old.create_time,
+                            changed: Vec::new(),
+                            source: old.source.clone(),
+                            record: Arc::clone(&old),
+                        }]
+                    });
+                    history.push(Revision {
+                        number,
+                        time,
+                        changed,
+                        source,
+                        record: Arc::clone(&record),
+                    });
+                }
+                (Outcome::TradeRecords(vec![record]), None)
+            }
             Mutation::TradeRecordsCreated { records, request } => {
                 let stored: Vec<Arc<TradeRecord>> = records
                     .into_iter()
@@ -386,6 +466,13 @@ impl State {
                 .collect(),
             last_id: self.last_id,
             demo_loaded: self.demo_loaded,
+            // A snapshot is the compaction: histories of deleted records go.
+            revisions: self
+                .revisions
+                .iter()
+                .filter(|(id, _)| self.records.contains_key(id))
+                .map(|(id, history)| (*id, history.clone()))
+                .collect(),
         }
     }
 
@@ -394,9 +481,18 @@ impl State {
         let mut state = State::new(config);
         state.last_id = snapshot.last_id;
         state.demo_loaded = snapshot.demo_loaded;
-        for record in snapshot.records {
+        let mut revisions: HashMap<Ulid, Vec<Revision>> = snapshot.revisions.into_iter().collect();
+        for history in revisions.values_mut() {
+            for revision in history.iter_mut() {
+                Arc::make_mut(&mut revision.record).revision = revision.number;
+            }
+        }
+        for mut record in snapshot.records {
+            let current = revisions.get(&record.id).map_or(1, |h| h.len() as u32);
+            Arc::make_mut(&mut record).revision = current;
             state.insert_record(record);
         }
+        state.revisions = revisions;
         state.announcement_log = SeqLog::restore(
             config.retention,
             snapshot.announcement_head,

@@ -110,3 +110,55 @@ fn a_snapshot_restores_to_the_same_state() {
     let mut restored = restored;
     assert_eq!(publish(&mut restored, 2027, "d").sequence, 4);
 }
+
+#[test]
+fn revisions_go_through_a_snapshot_and_old_snapshots_still_read() {
+    let mut state = State::new(&config(2));
+    let created = match run(
+        &mut state,
+        Command::CreateTradeRecords {
+            records: vec![record(2020, 1), record(2021, 1)],
+            request: None,
+        },
+    ) {
+        Outcome::TradeRecords(records) => records,
+        other => panic!("{other:?}"),
+    };
+    let (kept, deleted) = (created[0].id, created[1].id);
+    for id in [kept, deleted] {
+        run(
+            &mut state,
+            Command::UpdateTradeRecord {
+                id,
+                patch: crate::domain::RecordPatch {
+                    commodity: Some("revised".into()),
+                    ..Default::default()
+                },
+                etag: Some(1),
+                source: None,
+            },
+        );
+    }
+    run(&mut state, Command::DeleteTradeRecord(deleted));
+    assert_eq!(state.revisions.len(), 2, "a delete keeps the history");
+
+    let bytes = state.snapshot().encode().unwrap();
+    let restored = State::restore(Snapshot::decode(&bytes).unwrap(), &config(2));
+    assert_eq!(restored.records[&kept].revision, 2);
+    assert_eq!(restored.records[&kept].commodity, "revised");
+    let history = &restored.revisions[&kept];
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].record.revision, 1);
+    assert_eq!(history[1].changed, ["commodity"]);
+    assert!(
+        !restored.revisions.contains_key(&deleted),
+        "a snapshot compacts the histories of deleted records"
+    );
+
+    // A snapshot written before revisions existed: the fields alone.
+    let old = postcard::to_stdvec(&state.snapshot()).unwrap();
+    let restored = State::restore(Snapshot::decode(&old).unwrap(), &config(2));
+    assert_eq!(restored.records.len(), 1);
+    assert!(restored.revisions.is_empty());
+    assert_eq!(restored.records[&kept].revision, 1);
+}
