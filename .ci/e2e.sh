@@ -90,6 +90,23 @@ bad=$(rpc -d '{"trade_record":{"exporter":"IRX"}}' "$ADDR" tradewire.v1.TradeSer
 grep -q "InvalidArgument" <<<"$bad" && grep -q '"field":"trade_record.exporter"' <<<"$bad" || fail "validation: $bad"
 ok "a bad request is INVALID_ARGUMENT with BadRequest details naming the field"
 
+summary=$(rpc -d '{"filter":{"exporter":"IRN","importer":"RUS","hs_prefix":"8708"},"calendar":"CALENDAR_GREGORIAN",
+  "granularity":"GRANULARITY_YEAR","first_year":2022,"last_year":2023}' "$ADDR" tradewire.v1.TradeService/SummarizeTrade)
+grep -q '"percent": 407.69' <<<"$summary" && grep -q '"units": "66000000"' <<<"$summary" || fail "SummarizeTrade: $summary"
+ok "SummarizeTrade over the demo: 2023 at least +407.69% on 2022"
+
+record_id=$(rpc -d '{"filter":{"exporter":"IRN"}}' "$ADDR" tradewire.v1.TradeService/ListTradeRecords \
+  | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)["tradeRecords"] if r["period"]["label"]=="2023"][0])')
+revise() {
+  rpc -d "{\"trade_record\":{\"id\":\"$record_id\",\"value\":{\"value\":{\"currency_code\":\"USD\",\"units\":70000000}}},
+    \"update_mask\":{\"paths\":[\"value\"]},\"etag\":\"r1\"}" "$ADDR" tradewire.v1.TradeService/UpdateTradeRecord 2>&1 || true
+}
+first=$(revise)
+grep -q '"etag": "r2"' <<<"$first" || fail "UpdateTradeRecord: $first"
+stale=$(revise)
+grep -q "Aborted" <<<"$stale" || fail "a stale etag: $stale"
+ok "UpdateTradeRecord revises a figure (etag r2), and a stale etag is ABORTED"
+
 rpc -d '{"after_sequence":2}' "$ADDR" tradewire.v1.ExportReportService/SubscribeExportReports >"$WORK/stream.json" 2>&1 &
 SUBSCRIBER=$!
 for _ in $(seq 50); do grep -q caughtUp "$WORK/stream.json" 2>/dev/null && break; sleep 0.1; done
