@@ -63,8 +63,8 @@ impl StoreProbe {
     /// Answers a SummarizeTrade request as the handler does; returns how
     /// many records its buckets counted.
     pub fn summarize(&self, request: &pb::SummarizeTradeRequest) -> Result<u32, Status> {
-        let (query, span) = from_proto::summary_query(request)?;
-        let summary = self.store.summarize(&query, span)?;
+        let (query, buckets) = from_proto::summary_query(request)?;
+        let summary = self.store.summarize(&query, &buckets)?;
         Ok(summary.buckets.iter().map(|b| b.record_count).sum())
     }
 

@@ -159,8 +159,8 @@ impl TradeService for TradeApi {
         &self,
         request: Request<pb::SummarizeTradeRequest>,
     ) -> Result<Response<pb::SummarizeTradeResponse>, Status> {
-        let (query, span) = from_proto::summary_query(request.get_ref())?;
-        let summary = self.store.summarize(&query, span)?;
+        let (query, buckets) = from_proto::summary_query(request.get_ref())?;
+        let summary = self.store.summarize(&query, &buckets)?;
         Ok(Response::new(to_proto::summary(&summary)))
     }
 

@@ -44,10 +44,26 @@ pub(crate) struct SummaryQuery {
     pub currency: Option<Currency>,
 }
 
+/// A summary's buckets resolved to periods, once: the year before the
+/// range first (`prior` periods, for the first year's year-on-year
+/// change), then the range's own; and the dates they span.
+#[derive(Debug, Clone)]
+pub(crate) struct Buckets {
+    periods: Vec<Period>,
+    prior: usize,
+    span: DateRange,
+}
+
+impl Buckets {
+    /// The dates every bucket (and the prior year) spans.
+    pub(crate) fn span(&self) -> DateRange {
+        self.span
+    }
+}
+
 impl SummaryQuery {
-    /// The buckets of the range, and before them the year that the first
-    /// year's buckets are compared with.
-    pub(crate) fn periods(&self) -> Result<(Vec<Period>, usize), PeriodError> {
+    /// The query's buckets, or why its range does not resolve to periods.
+    pub(crate) fn buckets(&self) -> Result<Buckets, PeriodError> {
         let mut periods = Vec::new();
         let mut prior = 0;
         for year in self.first_year - 1..=self.last_year {
@@ -63,18 +79,17 @@ impl SummaryQuery {
                 }
             }
         }
-        Ok((periods, prior))
-    }
-
-    /// The dates every bucket (and the prior year) spans.
-    pub(crate) fn span(&self) -> Result<DateRange, PeriodError> {
-        let (periods, _) = self.periods()?;
-        match (periods.first(), periods.last()) {
+        let span = match (periods.first(), periods.last()) {
             (Some(first), Some(last)) => {
-                DateRange::new(first.start(), last.end()).map_err(PeriodError::Year)
+                DateRange::new(first.start(), last.end()).map_err(PeriodError::Year)?
             }
-            _ => Err(PeriodError::Year("the range holds no period".into())),
-        }
+            _ => return Err(PeriodError::Year("the range holds no period".into())),
+        };
+        Ok(Buckets {
+            periods,
+            prior,
+            span,
+        })
     }
 }
 
@@ -154,8 +169,6 @@ pub(crate) enum SummaryError {
     MixedCurrencies(Vec<&'static str>),
     /// A sum does not fit a money value.
     Overflow,
-    /// The range does not resolve to periods (checked before, by `span`).
-    Range(String),
 }
 
 /// The bound of a sum of two figures.
@@ -210,22 +223,12 @@ type Figures<'a> = BTreeMap<(chrono::NaiveDate, chrono::NaiveDate), Vec<&'a Arc<
 /// the filter) may state a bucket's change on a year earlier.
 pub(crate) fn summarize(
     query: &SummaryQuery,
+    buckets: &Buckets,
     records: &[Arc<TradeRecord>],
     reports: &[Arc<ExportReport>],
 ) -> Result<Summary, SummaryError> {
-    let currencies: BTreeSet<&'static str> = records
-        .iter()
-        .map(|r| r.value.money.currency_code())
-        .collect();
-    if currencies.len() > 1 {
-        return Err(SummaryError::MixedCurrencies(
-            currencies.into_iter().collect(),
-        ));
-    }
-    let currency = records.first().map(|r| r.value.money.currency);
-    let (periods, prior) = query
-        .periods()
-        .map_err(|e| SummaryError::Range(format!("{e:?}")))?;
+    let currency = one_currency(records)?;
+    let Buckets { periods, prior, .. } = buckets;
     let per_year = query.granularity.parts().len();
     // Each record goes to the buckets it overlaps (found by binary search,
     // the buckets being in date order), not every bucket to every record.
@@ -241,8 +244,8 @@ pub(crate) fn summarize(
         }
     }
     let mut buckets: Vec<Bucket> = Vec::with_capacity(periods.len());
-    for (period, records) in periods.into_iter().zip(&overlapping) {
-        buckets.push(bucket(period, records, currency)?);
+    for (period, records) in periods.iter().zip(&overlapping) {
+        buckets.push(bucket(period.clone(), records, currency)?);
     }
     for i in 0..buckets.len() {
         let previous = i.checked_sub(1).map(|p| buckets[p].total);
@@ -257,7 +260,7 @@ pub(crate) fn summarize(
         }
     }
     Ok(Summary {
-        buckets: buckets.split_off(prior),
+        buckets: buckets.split_off(*prior),
         currency,
     })
 }

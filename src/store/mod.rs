@@ -40,7 +40,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 use ulid::Ulid;
 
 use crate::domain::summary::{
-    self, Breakdown, BreakdownQuery, Summary, SummaryError, SummaryQuery,
+    self, Breakdown, BreakdownQuery, Buckets, Summary, SummaryError, SummaryQuery,
 };
 use crate::domain::{
     Announcement, AnnouncementFilter, DateRange, ExportReport, RecordPatch, Revision, Source,
@@ -435,9 +435,10 @@ impl Store {
     }
 
     /// Summarizes the records matching `query` whose period overlaps
-    /// `span` (the buckets' dates), with the export reports that may state
-    /// a bucket's change. Reads under the lock; counts after releasing it.
-    pub(crate) fn summarize(&self, query: &SummaryQuery, span: DateRange) -> Result<Summary> {
+    /// the buckets' dates, with the export reports that may state a
+    /// bucket's change. Reads under the lock; counts after releasing it.
+    pub(crate) fn summarize(&self, query: &SummaryQuery, buckets: &Buckets) -> Result<Summary> {
+        let span = buckets.span();
         let records = self.counted_records(&query.filter, span, query.currency)?;
         let reports: Vec<Arc<ExportReport>> = {
             let state = self.read();
@@ -451,7 +452,7 @@ impl Store {
                 .collect()
         };
         metrics::counter!("tradewire_summaries_total", "kind" => "summary").increment(1);
-        summary::summarize(query, &records, &reports).map_err(summary_error)
+        summary::summarize(query, buckets, &records, &reports).map_err(summary_error)
     }
 
     /// Ranks the partners or HS codes of `query`'s period.
@@ -654,7 +655,6 @@ fn summary_error(error: SummaryError) -> Error {
         SummaryError::Overflow => {
             Error::FailedPrecondition("a total does not fit a Money value".into())
         }
-        SummaryError::Range(why) => Error::Internal(why),
     }
 }
 

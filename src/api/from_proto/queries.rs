@@ -10,8 +10,8 @@ use super::announcements::announcement_kind;
 use super::scalars::{country, date_range, heartbeat, id, page_size};
 use super::{MAX_NAME_LEN, MAX_TEXT_FILTER_LEN, Violations, join};
 use crate::api::page_token::PageCursor;
-use crate::domain::summary::{BreakdownBy, BreakdownQuery, Granularity, SummaryQuery};
-use crate::domain::{AnnouncementFilter, Calendar, DateRange, HsPrefix, TradeFilter};
+use crate::domain::summary::{BreakdownBy, BreakdownQuery, Buckets, Granularity, SummaryQuery};
+use crate::domain::{AnnouncementFilter, Calendar, HsPrefix, TradeFilter};
 use crate::error::Result;
 use crate::hub::StartPosition;
 use crate::pb;
@@ -248,11 +248,11 @@ fn currency_filter(v: &mut Violations, code: &str) -> Option<iso_currency::Curre
 /// Most years a summary spans.
 const MAX_SUMMARY_YEARS: i32 = 50;
 
-/// A SummarizeTrade request as a query, and the dates its buckets (and
-/// the year before them) span.
+/// A SummarizeTrade request as a query, and its buckets resolved to
+/// periods (the year before the range included).
 pub(crate) fn summary_query(
     request: &pb::SummarizeTradeRequest,
-) -> Result<(SummaryQuery, DateRange)> {
+) -> Result<(SummaryQuery, Buckets)> {
     let pb::SummarizeTradeRequest {
         filter,
         calendar,
@@ -312,8 +312,8 @@ pub(crate) fn summary_query(
         }),
         _ => None,
     };
-    let span = query.as_ref().and_then(|q| match q.span() {
-        Ok(span) => Some(span),
+    let buckets = query.as_ref().and_then(|q| match q.buckets() {
+        Ok(buckets) => Some(buckets),
         Err(
             crate::domain::period::PeriodError::Year(e)
             | crate::domain::period::PeriodError::Quarter(e)
@@ -326,7 +326,7 @@ pub(crate) fn summary_query(
             None
         }
     });
-    v.finish(query.zip(span))
+    v.finish(query.zip(buckets))
 }
 
 /// Most partners or HS codes a breakdown lists.
