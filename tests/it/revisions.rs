@@ -288,6 +288,25 @@ async fn bad_updates_name_their_fields() {
         assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
         assert_names_field(&status, field);
     }
+    // Bad input is quoted by a short prefix, never echoed whole.
+    let long = "r".repeat(10_000);
+    let status = trade
+        .update_trade_record(update(&record, &["value"], &long, None))
+        .await
+        .unwrap_err();
+    assert_names_field(&status, "etag");
+    assert!(status.message().len() < 1_000, "{}", status.message().len());
+    let long_id = pb::TradeRecord {
+        id: "x".repeat(10_000),
+        ..record.clone()
+    };
+    let status = trade
+        .update_trade_record(update(&long_id, &["value"], "", None))
+        .await
+        .unwrap_err();
+    assert_names_field(&status, "trade_record.id");
+    assert!(status.message().len() < 1_000, "{}", status.message().len());
+
     let missing = trade
         .update_trade_record(update(
             &pb::TradeRecord {

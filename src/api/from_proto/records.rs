@@ -132,10 +132,9 @@ pub(crate) fn update_trade_record(request: &pb::UpdateTradeRecordRequest) -> Res
     let mut v = Violations::default();
     let record = v.required("trade_record", trade_record.as_ref());
     let id = record.and_then(|r| {
-        v.ok(
-            "trade_record.id",
-            Ulid::from_string(&r.id).map_err(|e| format!("{:?} is not a ULID: {e}", r.id)),
-        )
+        super::scalars::id("trade_record.id", &r.id)
+            .map_err(|e| v.absorb(e))
+            .ok()
     });
     let mut patch = crate::domain::RecordPatch::default();
     let paths = update_mask.as_ref().map_or(&[][..], |m| m.paths.as_slice());
@@ -187,7 +186,12 @@ pub(crate) fn update_trade_record(request: &pb::UpdateTradeRecordRequest) -> Res
             etag.trim_matches('"')
                 .strip_prefix('r')
                 .and_then(|n| n.parse::<u32>().ok())
-                .ok_or_else(|| format!("{etag:?} is not an etag of this server (\"r3\")")),
+                .ok_or_else(|| {
+                    format!(
+                        "{} is not an etag of this server (\"r3\")",
+                        crate::domain::quote(etag)
+                    )
+                }),
         )
     };
     let source = revision_source
