@@ -5,6 +5,7 @@ use std::pin::Pin;
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::delivery_turn::DeliveryTurn;
 use super::{caller, from_proto, to_proto};
 use crate::hub::Hub;
 use crate::pb::{self, announcement_service_server::AnnouncementService};
@@ -105,6 +106,6 @@ impl AnnouncementService for AnnouncementApi {
             subscription.heartbeat,
         )?;
         let responses = events.map(|event| Ok(to_proto::announcement_event(&event?)));
-        Ok(Response::new(Box::pin(responses)))
+        Ok(Response::new(Box::pin(DeliveryTurn::new(responses))))
     }
 }

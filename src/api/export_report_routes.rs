@@ -13,6 +13,7 @@ use tonic::codegen::{Body, BoxFuture, StdError, http};
 use tonic::server::ServerStreamingService;
 use tonic::{Request, Response, Status};
 
+use super::delivery_turn::DeliveryTurn;
 use super::export_report::ExportReportApi;
 use super::pre_encoded::{PreEncoded, PreEncodedCodec};
 use super::routes::{Answer, COMPRESSION, Methods, Routes, compressing};
@@ -52,7 +53,9 @@ impl ServerStreamingService<pb::SubscribeExportReportsRequest> for SubscribePreE
         let api = Arc::clone(&self.0);
         Box::pin(async move {
             let events = api.events(&request)?;
-            let messages: MessageStream = Box::pin(events.map(|event| Ok(pre_encoded(event?))));
+            let messages: MessageStream = Box::pin(DeliveryTurn::new(
+                events.map(|event| Ok(pre_encoded(event?))),
+            ));
             Ok(Response::new(messages))
         })
     }

@@ -186,7 +186,10 @@ impl http_body::Body for DeadlineBody {
             }
             return Poll::Ready(frame);
         }
-        ready!(self.expires.as_mut().poll(cx));
+        // Unconstrained: a stream that spent its task's budget
+        // (`api::delivery_turn`) must not be woken again just to look at
+        // its deadline.
+        ready!(Pin::new(&mut tokio::task::coop::unconstrained(self.expires.as_mut())).poll(cx));
         self.ended = true;
         let mut trailers = http::HeaderMap::new();
         // Status::add_header writes grpc-status and grpc-message.
