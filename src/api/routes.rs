@@ -23,8 +23,18 @@ pub(crate) const COMPRESSION: [CompressionEncoding; 2] =
 pub(crate) fn compressing<C: tonic::codec::Codec>(codec: C) -> tonic::server::Grpc<C> {
     COMPRESSION
         .iter()
+        .fold(accepting_compressed(codec), |grpc, &encoding| {
+            grpc.send_compressed(encoding)
+        })
+}
+
+/// A hand-answered method's `Grpc` that accepts `COMPRESSION` but always
+/// answers uncompressed (gRPC lets the server choose).
+pub(crate) fn accepting_compressed<C: tonic::codec::Codec>(codec: C) -> tonic::server::Grpc<C> {
+    COMPRESSION
+        .iter()
         .fold(tonic::server::Grpc::new(codec), |grpc, &encoding| {
-            grpc.accept_compressed(encoding).send_compressed(encoding)
+            grpc.accept_compressed(encoding)
         })
 }
 
