@@ -8,6 +8,7 @@
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
+use tonic::codec::SingleMessageCompressionOverride;
 use tonic::codegen::{Body, StdError, http};
 use tonic::server::UnaryService;
 use tonic::{Request, Response, Status};
@@ -24,6 +25,34 @@ const LIST_PATH: &str = "/tradewire.v1.TradeService/ListTradeRecords";
 /// A unary answer that is ready at once: the lookup is synchronous.
 type ReadyPreEncoded<M> = Ready<Result<Response<PreEncoded<M>>, Status>>;
 
+/// Answers smaller than this are sent plain even to a client that accepts
+/// gzip or zstd. Below about a TCP segment compression saves no packet, and
+/// it cost a Python `grpcio` client (which accepts gzip unasked) ~30 µs of
+/// server CPU per Get; a page of records is still compressed.
+const MIN_COMPRESSED_ANSWER_BYTES: usize = 1024;
+
+/// Whether the client accepts compressed answers at all.
+fn accepts_compression<R>(request: &Request<R>) -> bool {
+    request.metadata().contains_key("grpc-accept-encoding")
+}
+
+/// `answer` as a response, compressed only if it is large enough to gain.
+/// A client that accepts no compression gets plain answers anyway, and
+/// its response carries no override (an extension map to allocate).
+fn respond<M: prost::Message>(
+    accepts_compression: bool,
+    answer: PreEncoded<M>,
+) -> Response<PreEncoded<M>> {
+    let plain = accepts_compression && answer.encoded_len() < MIN_COMPRESSED_ANSWER_BYTES;
+    let mut response = Response::new(answer);
+    if plain {
+        response
+            .extensions_mut()
+            .insert(SingleMessageCompressionOverride::Disable);
+    }
+    response
+}
+
 struct GetEncoded(Arc<TradeApi>);
 
 impl UnaryService<pb::GetTradeRecordRequest> for GetEncoded {
@@ -31,7 +60,12 @@ impl UnaryService<pb::GetTradeRecordRequest> for GetEncoded {
     type Future = ReadyPreEncoded<pb::GetTradeRecordResponse>;
 
     fn call(&mut self, request: Request<pb::GetTradeRecordRequest>) -> Self::Future {
-        ready(self.0.get_encoded(request.get_ref()).map(Response::new))
+        let accepts = accepts_compression(&request);
+        ready(
+            self.0
+                .get_encoded(request.get_ref())
+                .map(|answer| respond(accepts, answer)),
+        )
     }
 }
 
@@ -42,7 +76,12 @@ impl UnaryService<pb::ListTradeRecordsRequest> for ListEncoded {
     type Future = ReadyPreEncoded<pb::ListTradeRecordsResponse>;
 
     fn call(&mut self, request: Request<pb::ListTradeRecordsRequest>) -> Self::Future {
-        ready(self.0.list_encoded(request.into_inner()).map(Response::new))
+        let accepts = accepts_compression(&request);
+        ready(
+            self.0
+                .list_encoded(request.into_inner())
+                .map(|answer| respond(accepts, answer)),
+        )
     }
 }
 

@@ -10,6 +10,9 @@ use tradewire::pb::announcement_service_client::AnnouncementServiceClient;
 use tradewire::pb::export_report_service_client::ExportReportServiceClient;
 use tradewire::pb::trade_service_client::TradeServiceClient;
 
+use prost::Message;
+
+use crate::common::raw_h2::RawGrpc;
 use crate::common::*;
 
 fn encoding_of<T>(response: &tonic::Response<T>) -> Option<String> {
@@ -86,4 +89,52 @@ async fn calls_are_compressed_both_ways_when_the_client_asks() {
         .await
         .unwrap();
     assert_eq!(encoding_of(&listed), None);
+}
+
+/// As Python grpcio, grpc-js and grpc-java do unasked, the client accepts
+/// gzip: a Get's few hundred bytes come back plain, a page of records
+/// compressed.
+#[tokio::test]
+async fn small_answers_are_plain_even_to_a_client_that_accepts_gzip() {
+    let server = TestServer::start().await;
+    let mut trade = server.trade().await;
+    let mut ids = Vec::new();
+    for year in 2000..2010 {
+        let created = trade
+            .create_trade_record(pb::CreateTradeRecordRequest {
+                trade_record: Some(record("IRN", "RUS", "8708", year, 13)),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+        ids.push(created.into_inner().trade_record.unwrap().id);
+    }
+    let accepts_gzip = [("grpc-accept-encoding", "identity,deflate,gzip")];
+    let mut raw = RawGrpc::connect(server.addr).await;
+
+    let get = raw
+        .unary_with(
+            "/tradewire.v1.TradeService/GetTradeRecord",
+            &pb::GetTradeRecordRequest { id: ids[0].clone() },
+            &accepts_gzip,
+        )
+        .await;
+    assert_eq!(get.grpc_status, "0");
+    assert!(
+        !get.compressed,
+        "a {}-byte Get answer is sent plain",
+        get.message.len()
+    );
+    let got = pb::GetTradeRecordResponse::decode(get.message).unwrap();
+    assert_eq!(got.trade_record.unwrap().id, ids[0]);
+
+    let list = raw
+        .unary_with(
+            "/tradewire.v1.TradeService/ListTradeRecords",
+            &pb::ListTradeRecordsRequest::default(),
+            &accepts_gzip,
+        )
+        .await;
+    assert_eq!(list.grpc_status, "0");
+    assert!(list.compressed, "a page of ten records is compressed");
 }

@@ -21,6 +21,8 @@ pub(crate) struct RawReply {
     pub message: Bytes,
     /// The status came in a HEADERS frame that ended the stream.
     pub trailers_only: bool,
+    /// The message's compressed flag was set.
+    pub compressed: bool,
 }
 
 impl RawGrpc {
@@ -104,14 +106,29 @@ impl RawGrpc {
 
     /// One unary call of `path` with `request`.
     pub(crate) async fn unary(&mut self, path: &str, request: &impl Message) -> RawReply {
+        self.unary_with(path, request, &[]).await
+    }
+
+    /// One unary call of `path` with `request` and extra request `headers`.
+    pub(crate) async fn unary_with(
+        &mut self,
+        path: &str,
+        request: &impl Message,
+        headers: &[(&str, &str)],
+    ) -> RawReply {
         let payload = request.encode_to_vec();
         let mut framed = BytesMut::with_capacity(5 + payload.len());
         framed.put_u8(0);
         framed.put_u32(u32::try_from(payload.len()).expect("small request"));
         framed.put_slice(&payload);
-        let head = http::Request::post(format!("http://{}{path}", self.authority))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
+        let head = headers
+            .iter()
+            .fold(
+                http::Request::post(format!("http://{}{path}", self.authority))
+                    .header("content-type", "application/grpc")
+                    .header("te", "trailers"),
+                |head, (name, value)| head.header(*name, *value),
+            )
             .body(())
             .expect("request head");
         let mut client = self.client.clone().ready().await.expect("h2 ready");
@@ -141,6 +158,7 @@ impl RawGrpc {
             .unwrap_or("missing")
             .to_string();
         let mut received = received.freeze();
+        let compressed = received.first() == Some(&1);
         let message = if received.len() >= 5 {
             received.advance(1);
             let len = received.get_u32() as usize;
@@ -152,6 +170,7 @@ impl RawGrpc {
             grpc_status,
             message,
             trailers_only,
+            compressed,
         }
     }
 }
