@@ -6,7 +6,7 @@ use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::delivery_turn::DeliveryTurn;
-use super::{caller, from_proto, to_proto};
+use super::{caller, compression, from_proto, to_proto};
 use crate::hub::Hub;
 use crate::pb::{self, announcement_service_server::AnnouncementService};
 use crate::store::Store;
@@ -33,6 +33,7 @@ impl AnnouncementService for AnnouncementApi {
         &self,
         request: Request<pb::CreateAnnouncementRequest>,
     ) -> Result<Response<pb::CreateAnnouncementResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let caller = caller::name(&request);
         let write = from_proto::create_announcement(request.into_inner())?;
         let stored = self
@@ -40,27 +41,35 @@ impl AnnouncementService for AnnouncementApi {
             .create_announcement(write.value, write.request)
             .await?;
         caller::log_write(&caller, "CreateAnnouncement", &stored.id);
-        Ok(Response::new(pb::CreateAnnouncementResponse {
-            announcement: Some(to_proto::announcement(&stored)),
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::CreateAnnouncementResponse {
+                announcement: Some(to_proto::announcement(&stored)),
+            },
+        ))
     }
 
     async fn get_announcement(
         &self,
         request: Request<pb::GetAnnouncementRequest>,
     ) -> Result<Response<pb::GetAnnouncementResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let announcement = self
             .store
             .get_announcement(from_proto::id_of(request.get_ref())?)?;
-        Ok(Response::new(pb::GetAnnouncementResponse {
-            announcement: Some(to_proto::announcement(&announcement)),
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::GetAnnouncementResponse {
+                announcement: Some(to_proto::announcement(&announcement)),
+            },
+        ))
     }
 
     async fn list_announcements(
         &self,
         request: Request<pb::ListAnnouncementsRequest>,
     ) -> Result<Response<pb::ListAnnouncementsResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let query = from_proto::list(request.into_inner(), from_proto::announcement_filter)?;
         // Text filters read whole bodies: the scan runs on the blocking
         // pool, never on an async worker that other calls are waiting on.
@@ -70,24 +79,31 @@ impl AnnouncementService for AnnouncementApi {
             tokio::task::spawn_blocking(move || store.list_announcements(&filter, after, limit))
                 .await
                 .map_err(|e| Status::internal(format!("the list scan failed: {e}")))?;
-        Ok(Response::new(pb::ListAnnouncementsResponse {
-            announcements: page
-                .items
-                .iter()
-                .map(|a| to_proto::announcement(a))
-                .collect(),
-            next_page_token: query.cursor.next_token(page.next),
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::ListAnnouncementsResponse {
+                announcements: page
+                    .items
+                    .iter()
+                    .map(|a| to_proto::announcement(a))
+                    .collect(),
+                next_page_token: query.cursor.next_token(page.next),
+            },
+        ))
     }
 
     async fn delete_announcement(
         &self,
         request: Request<pb::DeleteAnnouncementRequest>,
     ) -> Result<Response<pb::DeleteAnnouncementResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let id = from_proto::id_of(request.get_ref())?;
         self.store.delete_announcement(id).await?;
         caller::log_write(&caller::name(&request), "DeleteAnnouncement", &id);
-        Ok(Response::new(pb::DeleteAnnouncementResponse {}))
+        Ok(compression::answer(
+            accepted,
+            pb::DeleteAnnouncementResponse {},
+        ))
     }
 
     type WatchAnnouncementsStream = WatchStream;

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::{caller, from_proto, to_proto};
+use super::{caller, compression, from_proto, to_proto};
 use crate::domain::ExportReport;
 use crate::hub::{Hub, SubscriptionEvent};
 use crate::pb::{self, export_report_service_server::ExportReportService};
@@ -52,6 +52,7 @@ impl ExportReportService for ExportReportApi {
         &self,
         request: Request<pb::PublishExportReportRequest>,
     ) -> Result<Response<pb::PublishExportReportResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let caller = caller::name(&request);
         let write = from_proto::publish_export_report(request.into_inner())?;
         let published = self
@@ -59,39 +60,50 @@ impl ExportReportService for ExportReportApi {
             .publish_export_report(write.value, write.request)
             .await?;
         caller::log_write(&caller, "PublishExportReport", &published.id);
-        Ok(Response::new(pb::PublishExportReportResponse {
-            export_report: Some(to_proto::export_report(&published)),
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::PublishExportReportResponse {
+                export_report: Some(to_proto::export_report(&published)),
+            },
+        ))
     }
 
     async fn get_export_report(
         &self,
         request: Request<pb::GetExportReportRequest>,
     ) -> Result<Response<pb::GetExportReportResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let report = self
             .store
             .get_export_report(from_proto::id_of(request.get_ref())?)?;
-        Ok(Response::new(pb::GetExportReportResponse {
-            export_report: Some(to_proto::export_report(&report)),
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::GetExportReportResponse {
+                export_report: Some(to_proto::export_report(&report)),
+            },
+        ))
     }
 
     async fn list_export_reports(
         &self,
         request: Request<pb::ListExportReportsRequest>,
     ) -> Result<Response<pb::ListExportReportsResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let query = from_proto::list(request.into_inner(), from_proto::trade_filter)?;
         let page = self
             .store
             .list_export_reports(&query.filter, query.after, query.limit);
-        Ok(Response::new(pb::ListExportReportsResponse {
-            export_reports: page
-                .items
-                .iter()
-                .map(|r| to_proto::export_report(r))
-                .collect(),
-            next_page_token: query.cursor.next_token(page.next),
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::ListExportReportsResponse {
+                export_reports: page
+                    .items
+                    .iter()
+                    .map(|r| to_proto::export_report(r))
+                    .collect(),
+                next_page_token: query.cursor.next_token(page.next),
+            },
+        ))
     }
 
     type SubscribeExportReportsStream = SubscribeStream;

@@ -13,10 +13,11 @@ use tonic::codegen::{Body, BoxFuture, StdError, http};
 use tonic::server::ServerStreamingService;
 use tonic::{Request, Response, Status};
 
+use super::compression::{COMPRESSION, accepting_compressed};
 use super::delivery_turn::DeliveryTurn;
 use super::export_report::ExportReportApi;
 use super::pre_encoded::{PreEncoded, PreEncodedCodec};
-use super::routes::{Answer, COMPRESSION, Methods, Routes, accepting_compressed};
+use super::routes::{Answer, Methods, Routes};
 use super::to_proto;
 use crate::domain::ExportReport;
 use crate::hub::SubscriptionEvent;
@@ -77,11 +78,7 @@ impl Methods for ExportReportMethods {
     {
         let method = SubscribePreEncoded(Arc::clone(&self.0));
         Box::pin(async move {
-            // Events are sent as encoded, even to a client that accepts
-            // gzip or zstd: an event is a few hundred bytes encoded once
-            // for every subscriber, and compressing it again for each one
-            // cost ~140 µs of CPU (gzip's state is set up per message) to
-            // make it no smaller.
+            // Always plain: see `compression`.
             let mut grpc = accepting_compressed(PreEncodedCodec::default());
             Ok(grpc.server_streaming(method, request).await)
         })

@@ -7,6 +7,7 @@
 
 pub(crate) mod announcement;
 pub(crate) mod caller;
+pub(crate) mod compression;
 pub(crate) mod delivery_turn;
 pub(crate) mod export_report;
 pub(crate) mod export_report_routes;

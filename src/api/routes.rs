@@ -10,33 +10,8 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use tonic::body::Body as TonicBody;
-use tonic::codec::CompressionEncoding;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::NamedService;
-
-/// The encodings a call may be compressed with, in both directions; the
-/// client chooses (`grpc-encoding`, `grpc-accept-encoding`).
-pub(crate) const COMPRESSION: [CompressionEncoding; 2] =
-    [CompressionEncoding::Gzip, CompressionEncoding::Zstd];
-
-/// A hand-answered method's `Grpc`, accepting and sending `COMPRESSION`.
-pub(crate) fn compressing<C: tonic::codec::Codec>(codec: C) -> tonic::server::Grpc<C> {
-    COMPRESSION
-        .iter()
-        .fold(accepting_compressed(codec), |grpc, &encoding| {
-            grpc.send_compressed(encoding)
-        })
-}
-
-/// A hand-answered method's `Grpc` that accepts `COMPRESSION` but always
-/// answers uncompressed (gRPC lets the server choose).
-pub(crate) fn accepting_compressed<C: tonic::codec::Codec>(codec: C) -> tonic::server::Grpc<C> {
-    COMPRESSION
-        .iter()
-        .fold(tonic::server::Grpc::new(codec), |grpc, &encoding| {
-            grpc.accept_compressed(encoding)
-        })
-}
 
 /// An answer to one HTTP/2 request.
 pub(crate) type Answer = BoxFuture<http::Response<TonicBody>, Infallible>;

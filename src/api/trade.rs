@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::pre_encoded::{EncodedField, PreEncoded};
-use super::{caller, from_proto, to_proto};
+use super::{caller, compression, from_proto, to_proto};
 use crate::domain::TradeRecord;
 use crate::pb::{self, trade_service_server::TradeService};
 use crate::store::Store;
@@ -92,6 +92,7 @@ impl TradeService for TradeApi {
         &self,
         request: Request<pb::CreateTradeRecordRequest>,
     ) -> Result<Response<pb::CreateTradeRecordResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let caller = caller::name(&request);
         let write = from_proto::create_trade_record(request.into_inner())?;
         let stored = self
@@ -101,15 +102,19 @@ impl TradeService for TradeApi {
         for record in &stored {
             caller::log_write(&caller, "CreateTradeRecord", &record.id);
         }
-        Ok(Response::new(pb::CreateTradeRecordResponse {
-            trade_record: stored.first().map(|r| to_proto::trade_record(r)),
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::CreateTradeRecordResponse {
+                trade_record: stored.first().map(|r| to_proto::trade_record(r)),
+            },
+        ))
     }
 
     async fn batch_create_trade_records(
         &self,
         request: Request<pb::BatchCreateTradeRecordsRequest>,
     ) -> Result<Response<pb::BatchCreateTradeRecordsResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let caller = caller::name(&request);
         let write = from_proto::batch_create_trade_records(request.into_inner())?;
         let stored = self
@@ -119,82 +124,107 @@ impl TradeService for TradeApi {
         for record in &stored {
             caller::log_write(&caller, "BatchCreateTradeRecords", &record.id);
         }
-        Ok(Response::new(pb::BatchCreateTradeRecordsResponse {
-            trade_records: stored.iter().map(|r| to_proto::trade_record(r)).collect(),
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::BatchCreateTradeRecordsResponse {
+                trade_records: stored.iter().map(|r| to_proto::trade_record(r)).collect(),
+            },
+        ))
     }
 
     async fn get_trade_record(
         &self,
         request: Request<pb::GetTradeRecordRequest>,
     ) -> Result<Response<pb::GetTradeRecordResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let record = self.find(request.get_ref())?;
-        Ok(Response::new(pb::GetTradeRecordResponse {
-            trade_record: Some(to_proto::trade_record(&record)),
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::GetTradeRecordResponse {
+                trade_record: Some(to_proto::trade_record(&record)),
+            },
+        ))
     }
 
     async fn list_trade_records(
         &self,
         request: Request<pb::ListTradeRecordsRequest>,
     ) -> Result<Response<pb::ListTradeRecordsResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let (records, next_page_token) = self.page(request.into_inner())?;
-        Ok(Response::new(pb::ListTradeRecordsResponse {
-            trade_records: records.iter().map(|r| to_proto::trade_record(r)).collect(),
-            next_page_token,
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::ListTradeRecordsResponse {
+                trade_records: records.iter().map(|r| to_proto::trade_record(r)).collect(),
+                next_page_token,
+            },
+        ))
     }
 
     async fn delete_trade_record(
         &self,
         request: Request<pb::DeleteTradeRecordRequest>,
     ) -> Result<Response<pb::DeleteTradeRecordResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let id = from_proto::id_of(request.get_ref())?;
         self.store.delete_trade_record(id).await?;
         caller::log_write(&caller::name(&request), "DeleteTradeRecord", &id);
-        Ok(Response::new(pb::DeleteTradeRecordResponse {}))
+        Ok(compression::answer(
+            accepted,
+            pb::DeleteTradeRecordResponse {},
+        ))
     }
 
     async fn summarize_trade(
         &self,
         request: Request<pb::SummarizeTradeRequest>,
     ) -> Result<Response<pb::SummarizeTradeResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let (query, buckets) = from_proto::summary_query(request.get_ref())?;
         let summary = self.store.summarize(&query, &buckets)?;
-        Ok(Response::new(to_proto::summary(&summary)))
+        Ok(compression::answer(accepted, to_proto::summary(&summary)))
     }
 
     async fn update_trade_record(
         &self,
         request: Request<pb::UpdateTradeRecordRequest>,
     ) -> Result<Response<pb::UpdateTradeRecordResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let update = from_proto::update_trade_record(request.get_ref())?;
         let record = self
             .store
             .update_trade_record(update.id, update.patch, update.etag, update.source)
             .await?;
         caller::log_write(&caller::name(&request), "UpdateTradeRecord", &record.id);
-        Ok(Response::new(pb::UpdateTradeRecordResponse {
-            trade_record: Some(to_proto::trade_record(&record)),
-        }))
+        Ok(compression::answer(
+            accepted,
+            pb::UpdateTradeRecordResponse {
+                trade_record: Some(to_proto::trade_record(&record)),
+            },
+        ))
     }
 
     async fn list_trade_record_revisions(
         &self,
         request: Request<pb::ListTradeRecordRevisionsRequest>,
     ) -> Result<Response<pb::ListTradeRecordRevisionsResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let id = from_proto::id_of(request.get_ref())?;
         let history = self.store.trade_record_revisions(id)?;
-        Ok(Response::new(to_proto::revisions(&history)))
+        Ok(compression::answer(accepted, to_proto::revisions(&history)))
     }
 
     async fn breakdown_trade(
         &self,
         request: Request<pb::BreakdownTradeRequest>,
     ) -> Result<Response<pb::BreakdownTradeResponse>, Status> {
+        let accepted = compression::accepted(&request);
         let query = from_proto::breakdown_query(request.get_ref())?;
         let breakdown = self.store.breakdown(&query)?;
-        Ok(Response::new(to_proto::breakdown(&breakdown)))
+        Ok(compression::answer(
+            accepted,
+            to_proto::breakdown(&breakdown),
+        ))
     }
 }
 

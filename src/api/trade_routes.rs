@@ -8,13 +8,13 @@
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
-use tonic::codec::SingleMessageCompressionOverride;
 use tonic::codegen::{Body, StdError, http};
 use tonic::server::UnaryService;
 use tonic::{Request, Response, Status};
 
+use super::compression::{self, COMPRESSION, compressing};
 use super::pre_encoded::{PreEncoded, PreEncodedCodec};
-use super::routes::{Answer, COMPRESSION, Methods, Routes, compressing};
+use super::routes::{Answer, Methods, Routes};
 use super::trade::TradeApi;
 use crate::pb;
 use crate::pb::trade_service_server::TradeServiceServer;
@@ -25,34 +25,6 @@ const LIST_PATH: &str = "/tradewire.v1.TradeService/ListTradeRecords";
 /// A unary answer that is ready at once: the lookup is synchronous.
 type ReadyPreEncoded<M> = Ready<Result<Response<PreEncoded<M>>, Status>>;
 
-/// Answers smaller than this are sent plain even to a client that accepts
-/// gzip or zstd. Below about a TCP segment compression saves no packet, and
-/// it cost a Python `grpcio` client (which accepts gzip unasked) ~30 µs of
-/// server CPU per Get; a page of records is still compressed.
-const MIN_COMPRESSED_ANSWER_BYTES: usize = 1024;
-
-/// Whether the client accepts compressed answers at all.
-fn accepts_compression<R>(request: &Request<R>) -> bool {
-    request.metadata().contains_key("grpc-accept-encoding")
-}
-
-/// `answer` as a response, compressed only if it is large enough to gain.
-/// A client that accepts no compression gets plain answers anyway, and
-/// its response carries no override (an extension map to allocate).
-fn respond<M: prost::Message>(
-    accepts_compression: bool,
-    answer: PreEncoded<M>,
-) -> Response<PreEncoded<M>> {
-    let plain = accepts_compression && answer.encoded_len() < MIN_COMPRESSED_ANSWER_BYTES;
-    let mut response = Response::new(answer);
-    if plain {
-        response
-            .extensions_mut()
-            .insert(SingleMessageCompressionOverride::Disable);
-    }
-    response
-}
-
 struct GetEncoded(Arc<TradeApi>);
 
 impl UnaryService<pb::GetTradeRecordRequest> for GetEncoded {
@@ -60,11 +32,11 @@ impl UnaryService<pb::GetTradeRecordRequest> for GetEncoded {
     type Future = ReadyPreEncoded<pb::GetTradeRecordResponse>;
 
     fn call(&mut self, request: Request<pb::GetTradeRecordRequest>) -> Self::Future {
-        let accepts = accepts_compression(&request);
+        let accepted = compression::accepted(&request);
         ready(
             self.0
                 .get_encoded(request.get_ref())
-                .map(|answer| respond(accepts, answer)),
+                .map(|answer| compression::answer(accepted, answer)),
         )
     }
 }
@@ -76,11 +48,11 @@ impl UnaryService<pb::ListTradeRecordsRequest> for ListEncoded {
     type Future = ReadyPreEncoded<pb::ListTradeRecordsResponse>;
 
     fn call(&mut self, request: Request<pb::ListTradeRecordsRequest>) -> Self::Future {
-        let accepts = accepts_compression(&request);
+        let accepted = compression::accepted(&request);
         ready(
             self.0
                 .list_encoded(request.into_inner())
-                .map(|answer| respond(accepts, answer)),
+                .map(|answer| compression::answer(accepted, answer)),
         )
     }
 }

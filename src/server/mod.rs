@@ -39,9 +39,9 @@ use std::sync::atomic::AtomicUsize;
 use tower::ServiceBuilder;
 
 use crate::api::announcement::AnnouncementApi;
+use crate::api::compression::COMPRESSION;
 use crate::api::export_report::ExportReportApi;
 use crate::api::export_report_routes::export_report_routes;
-use crate::api::routes::COMPRESSION;
 use crate::api::trade::TradeApi;
 use crate::api::trade_routes::trade_routes;
 use crate::error::ServeError;
