@@ -84,10 +84,18 @@ impl<S: Stream> Stream for DeliveryTurn<S> {
     }
 }
 
+/// tokio's budget for one turn of a task.
+const TURN_BUDGET: usize = 128;
+
 /// Spends what is left of the running task's cooperative budget, without
-/// asking to be woken (the last unit is spent successfully).
+/// asking to be woken (the last unit is spent successfully). Bounded: a
+/// task run unconstrained (`coop::unconstrained`, or outside a runtime)
+/// has a budget that never runs out.
 fn end_turn(cx: &mut Context<'_>) {
-    while coop::has_budget_remaining() {
+    for _ in 0..TURN_BUDGET {
+        if !coop::has_budget_remaining() {
+            break;
+        }
         match coop::poll_proceed(cx) {
             Poll::Ready(spent) => spent.made_progress(),
             Poll::Pending => break,
@@ -149,6 +157,29 @@ mod tests {
             Poll::Ready(())
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn an_unconstrained_task_delivers_and_waits() {
+        let (sender, mut stream) = deliveries();
+        sender.send(1).unwrap();
+        coop::unconstrained(poll_fn(|cx| {
+            assert_eq!(stream.poll_next_unpin(cx), Poll::Ready(Some(1)));
+            // A budget that never runs out: ending the turn must stop.
+            assert!(stream.poll_next_unpin(cx).is_pending());
+            assert!(coop::has_budget_remaining());
+            Poll::Ready(())
+        }))
+        .await;
+    }
+
+    #[test]
+    fn a_stream_polled_outside_a_runtime_delivers_and_waits() {
+        let (sender, mut stream) = deliveries();
+        sender.send(1).unwrap();
+        let item = futures_util::FutureExt::now_or_never(stream.next());
+        assert_eq!(item, Some(Some(1)));
+        assert_eq!(futures_util::FutureExt::now_or_never(stream.next()), None);
     }
 
     #[tokio::test]
