@@ -14,6 +14,7 @@
 //!   message) to make it no smaller.
 
 use tonic::codec::{CompressionEncoding, SingleMessageCompressionOverride};
+use tonic::codegen::http;
 use tonic::{Request, Response};
 
 use super::pre_encoded::PreEncoded;
@@ -44,9 +45,13 @@ pub(crate) fn accepting_compressed<C: tonic::codec::Codec>(codec: C) -> tonic::s
         })
 }
 
-/// Whether the client accepts compressed answers at all.
+/// Whether the client accepts compressed answers at all. On every unary
+/// call: the header's name is made once, not parsed per lookup.
 pub(crate) fn accepted<R>(request: &Request<R>) -> bool {
-    request.metadata().contains_key("grpc-accept-encoding")
+    static GRPC_ACCEPT_ENCODING: http::HeaderName =
+        http::HeaderName::from_static("grpc-accept-encoding");
+    let headers: &http::HeaderMap = request.metadata().as_ref();
+    headers.contains_key(&GRPC_ACCEPT_ENCODING)
 }
 
 /// An answer's encoded length, which decides whether it is compressed.
