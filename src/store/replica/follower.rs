@@ -380,7 +380,7 @@ impl Follower {
         let limit = self.request_timeout;
         let catch_up = async {
             while self.applied < end {
-                let message = reader.next(self.applied).await;
+                let message = reader.next_within(self.applied, CATCH_UP_STALL).await;
                 self.on_message(&message);
                 if self.shared.check_fence().is_err() {
                     return Err("the replica is fenced".to_owned());
@@ -501,6 +501,12 @@ struct LogReader {
 /// How long a consumer may stay quiet before the log's end is checked.
 const STALL: Duration = Duration::from_secs(3);
 
+/// How long a consumer may stay quiet while catching up to a log end read
+/// just before: the messages exist, so a healthy consumer delivers them
+/// at once, and one lost with a NATS node must not hold a write for the
+/// whole `STALL` (which would outlast the write's own timeout).
+const CATCH_UP_STALL: Duration = Duration::from_millis(500);
+
 impl LogReader {
     fn new(log: Stream) -> Self {
         LogReader {
@@ -513,6 +519,12 @@ impl LogReader {
     /// The next message after `after` (or a repeat the caller skips).
     /// Cancel-safe: a message is returned or stays in the consumer.
     async fn next(&mut self, after: u64) -> jetstream::Message {
+        self.next_within(after, STALL).await
+    }
+
+    /// `next`, checking the log's end once the consumer has been quiet for
+    /// `quiet` (at most `STALL` since its last delivery).
+    async fn next_within(&mut self, after: u64, quiet: Duration) -> jetstream::Message {
         loop {
             let Some(messages) = &mut self.messages else {
                 let config = pull::OrderedConfig {
@@ -539,7 +551,8 @@ impl LogReader {
                 }
                 continue;
             };
-            match tokio::time::timeout_at(self.progress + STALL, messages.next()).await {
+            let checked_at = (self.progress + STALL).min(tokio::time::Instant::now() + quiet);
+            match tokio::time::timeout_at(checked_at, messages.next()).await {
                 Ok(Some(Ok(message))) => {
                     self.progress = tokio::time::Instant::now();
                     return message;
