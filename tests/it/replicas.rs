@@ -62,14 +62,27 @@ async fn caught_up(writer: &Client, follower: &Client) {
         .expect("the subscription starts")
         .expect("it has a position");
     let marker = format!("marker {}", ulid::Ulid::new());
-    let published = writer
-        .reports()
-        .publish_export_report(publish(report("IRN", "RUS", "8708", &marker)))
-        .await
-        .expect("publish the marker")
-        .into_inner()
-        .export_report
-        .unwrap();
+    let request = pb::PublishExportReportRequest {
+        request_id: marker.clone(),
+        ..publish(report("IRN", "RUS", "8708", &marker))
+    };
+    // A write may answer UNAVAILABLE while the replica catches up after a
+    // NATS node was lost; a client retries it, under the same request id.
+    let mut attempts = 0;
+    let published = loop {
+        match writer
+            .reports()
+            .publish_export_report(request.clone())
+            .await
+        {
+            Ok(answer) => break answer.into_inner().export_report.unwrap(),
+            Err(status) if status.code() == Code::Unavailable && attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(status) => panic!("publish the marker: {status:?}"),
+        }
+    };
     loop {
         let seen = timeout(LIMIT, subscription.next())
             .await
