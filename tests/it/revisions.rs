@@ -43,6 +43,16 @@ async fn revise(
         .expect("the revised record")
 }
 
+async fn get(trade: &mut TradeServiceClient<Channel>, id: &str) -> pb::TradeRecord {
+    trade
+        .get_trade_record(pb::GetTradeRecordRequest { id: id.into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .trade_record
+        .expect("the record")
+}
+
 async fn history(
     trade: &mut TradeServiceClient<Channel>,
     id: &str,
@@ -84,15 +94,7 @@ async fn every_revision_is_kept_and_get_returns_the_current_one() {
     let current = three_updates(&mut trade).await;
     assert_eq!((current.revision, current.etag.as_str()), (4, "r4"));
 
-    let got = trade
-        .get_trade_record(pb::GetTradeRecordRequest {
-            id: current.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_record
-        .unwrap();
+    let got = get(&mut trade, &current.id).await;
     assert_eq!(got, current, "Get answers the current revision");
     assert_eq!(got.value, Some(usd(67_000_000, pb::Bound::Exact)));
     assert_eq!(got.commodity, "Iran-made auto parts");
@@ -210,15 +212,7 @@ async fn revisions_survive_a_restart_and_a_delete() {
 
     let server = TestServer::with_config_at(durable(dir.path()), addr).await;
     let mut trade = server.trade().await;
-    let got = trade
-        .get_trade_record(pb::GetTradeRecordRequest {
-            id: current.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_record
-        .unwrap();
+    let got = get(&mut trade, &current.id).await;
     assert_eq!(got, current, "replayed from the log, revision and all");
     assert_eq!(history(&mut trade, &current.id).await.len(), 4);
 
