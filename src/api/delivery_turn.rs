@@ -91,7 +91,7 @@ const TURN_BUDGET: usize = 128;
 /// asking to be woken (the last unit is spent successfully). Bounded: a
 /// task run unconstrained (`coop::unconstrained`, or outside a runtime)
 /// has a budget that never runs out.
-fn end_turn(cx: &mut Context<'_>) {
+pub(crate) fn end_turn(cx: &mut Context<'_>) {
     for _ in 0..TURN_BUDGET {
         if !coop::has_budget_remaining() {
             break;
@@ -202,5 +202,60 @@ mod tests {
             Poll::Ready(())
         })
         .await;
+    }
+
+    /// What `end_turn` is for, on tokio's multi-threaded runtime: a task
+    /// woken by a task that then ends its turn runs after the tasks
+    /// already queued, not next.
+    #[test]
+    fn a_task_woken_before_the_turn_ends_runs_after_those_queued() {
+        for end_the_turn in [true, false] {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .build()
+                .unwrap();
+            let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen = std::sync::Arc::clone(&order);
+            runtime.block_on(async move {
+                let (connection, other) = tokio::spawn(async move {
+                    let (wake, woken) = tokio::sync::oneshot::channel::<()>();
+                    let log = std::sync::Arc::clone(&seen);
+                    let connection = tokio::spawn(async move {
+                        let _ = woken.await;
+                        log.lock().unwrap().push("connection");
+                    });
+                    // The connection waits on its channel.
+                    tokio::task::yield_now().await;
+                    let log = std::sync::Arc::clone(&seen);
+                    let other = tokio::spawn(async move {
+                        log.lock().unwrap().push("other call");
+                    });
+                    let mut wake = Some(wake);
+                    poll_fn(|cx| {
+                        if let Some(wake) = wake.take() {
+                            let _ = wake.send(());
+                        }
+                        if end_the_turn {
+                            end_turn(cx);
+                        }
+                        Poll::Ready(())
+                    })
+                    .await;
+                    (connection, other)
+                })
+                .await
+                .unwrap();
+                connection.await.unwrap();
+                other.await.unwrap();
+            });
+            drop(runtime);
+            let order = order.lock().unwrap().clone();
+            let expected = if end_the_turn {
+                ["other call", "connection"]
+            } else {
+                ["connection", "other call"]
+            };
+            assert_eq!(order, expected, "end the turn: {end_the_turn}");
+        }
     }
 }
