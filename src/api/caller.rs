@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use tonic::Request;
 
@@ -16,6 +17,16 @@ pub(crate) struct Peer {
     /// Unique per process.
     pub(crate) id: u64,
     pub(crate) addr: SocketAddr,
+    pub(crate) calls: Arc<CallCounts>,
+}
+
+/// A connection's calls: how many its client has opened (HTTP/2 streams,
+/// counted by the accept path as it reads them) and how many of those
+/// have been answered (counted by `server::answer_turn`).
+#[derive(Debug, Default)]
+pub(crate) struct CallCounts {
+    pub(crate) opened: AtomicU64,
+    pub(crate) answered: AtomicU64,
 }
 
 /// The name of the caller's token, or "anonymous".

@@ -11,6 +11,8 @@
 //!   the accept loop.
 //! - When the process is out of file descriptors (EMFILE, ENFILE), the loop
 //!   backs off and logs instead of spinning on the error.
+//! - The streams each client opens are counted as they are read
+//!   (`opened_streams`), for `answer_turn`.
 
 use std::io;
 use std::pin::Pin;
@@ -26,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
+use super::opened_streams::OpenedStreams;
 use super::security_log::SecurityLog;
 use super::tls::TlsAcceptorHandle;
 use crate::api::caller::Peer;
@@ -70,6 +73,7 @@ pub(crate) struct Connection {
     preface: Bytes,
     io: Io,
     info: Peer,
+    streams: OpenedStreams,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -93,7 +97,13 @@ impl AsyncRead for Connection {
             self.preface.advance(n);
             return Poll::Ready(Ok(()));
         }
-        on_io!(&mut self.io, s => Pin::new(s).poll_read(cx, buf))
+        let before = buf.filled().len();
+        let read = on_io!(&mut self.io, s => Pin::new(s).poll_read(cx, buf));
+        let opened = self.streams.feed(&buf.filled()[before..]);
+        if opened > 0 {
+            self.info.calls.opened.fetch_add(opened, Ordering::Relaxed);
+        }
+        read
     }
 }
 
@@ -186,6 +196,7 @@ async fn accept_loop(
         let info = Peer {
             id: ids.fetch_add(1, Ordering::Relaxed),
             addr: peer,
+            calls: Arc::default(),
         };
         let config = config.clone();
         let log = log.clone();
@@ -239,6 +250,7 @@ async fn handshake(
         preface: Bytes::from_static(PREFACE),
         io,
         info,
+        streams: OpenedStreams::default(),
         _slot: slot,
     })
 }
@@ -297,6 +309,24 @@ mod tests {
         accepted.read_exact(&mut read).await.unwrap();
         assert_eq!(&read[..PREFACE.len()], PREFACE);
         assert_eq!(&read[PREFACE.len()..], b"more");
+    }
+
+    #[tokio::test]
+    async fn the_streams_a_client_opens_are_counted_as_they_are_read() {
+        let (addr, mut incoming) = listen(config(4)).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(PREFACE).await.unwrap();
+        let mut accepted = incoming.next().await.unwrap().unwrap();
+        // SETTINGS, then HEADERS on streams 1 and 3 (5-byte payloads).
+        let mut frames = vec![0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+        for id in [1u8, 3] {
+            frames.extend_from_slice(&[0, 0, 5, 0x1, 0x4, 0, 0, 0, id, 1, 2, 3, 4, 5]);
+        }
+        client.write_all(&frames).await.unwrap();
+        let mut read = vec![0u8; PREFACE.len() + frames.len()];
+        accepted.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read[PREFACE.len()..], &frames[..]);
+        assert_eq!(accepted.info.calls.opened.load(Ordering::Relaxed), 2);
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
-//! Every call observed once, as a tower layer (the outermost one, so that
-//! refused calls are seen too):
+//! Every call observed once, as a tower layer (outside every layer that
+//! can refuse, so that refused calls are seen too):
 //!
 //! - one log line when the call ends, at INFO under the target
 //!   `tradewire::calls`: method, gRPC code, latency, peer, caller and, for

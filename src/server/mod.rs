@@ -22,12 +22,14 @@ use tonic::server::NamedService;
 use tonic::transport::Server;
 
 mod accept;
+mod answer_turn;
 mod auth;
 mod calls;
 mod deadline;
 mod guarded;
 mod limits;
 mod metrics;
+mod opened_streams;
 mod otel;
 mod security_log;
 mod tls;
@@ -51,6 +53,7 @@ use crate::pb::export_report_service_server::ExportReportServiceServer;
 use crate::pb::trade_service_server::TradeServiceServer;
 use crate::store::{Counts, Recovery, Store, StoreConfig};
 use accept::{AcceptConfig, accepted_connections};
+use answer_turn::AnswerTurnLayer;
 use auth::{AuthLayer, Tokens};
 pub use auth::{Scope, create_token, parse_scopes};
 use calls::CallLayer;
@@ -280,10 +283,12 @@ impl App {
         if metrics_on {
             self.store.gauge_items();
         }
-        // The stack, outermost first: observe every call (refused ones
-        // too), refuse unknown callers before any work, shed load, bound
-        // the request's body, then the deadline.
+        // The stack, outermost first: end a ready answer's turn once every
+        // layer is done with it, observe every call (refused ones too),
+        // refuse unknown callers before any work, shed load, bound the
+        // request's body, then the deadline.
         let stack = ServiceBuilder::new()
+            .layer(AnswerTurnLayer)
             .layer(CallLayer::new(metrics_on))
             .layer(AuthLayer::new(
                 tokens,
