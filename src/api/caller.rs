@@ -17,6 +17,7 @@ pub(crate) struct Peer {
     /// Unique per process.
     pub(crate) id: u64,
     pub(crate) addr: SocketAddr,
+    /// Its calls, opened and answered.
     pub(crate) calls: Arc<CallCounts>,
 }
 

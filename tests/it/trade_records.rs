@@ -426,3 +426,44 @@ async fn a_raw_http2_client_gets_exact_replies() {
     let invalid = pb::GetTradeRecordRequest { id: "nope".into() };
     assert!(raw.unary(path, &invalid).await.trailers_only);
 }
+
+/// Many calls in flight on one connection: answers that are ready
+/// together are written together (`server::answer_turn`), and each still
+/// reaches its own call.
+#[tokio::test]
+async fn calls_in_flight_together_on_one_connection_each_get_their_own_answer() {
+    let server = TestServer::start().await;
+    let mut client = server.trade().await;
+    let mut records = Vec::new();
+    for year in 2000..2020 {
+        records.push(stored(&mut client, record("IRN", "RUS", "8708", year, 1_000_000)).await);
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        // One client, so one connection; every fifth call asks for an id
+        // that does not exist.
+        let mut client = client.clone();
+        let expected = (i % 5 != 0).then(|| records[i % records.len()].clone());
+        let id = expected.as_ref().map_or_else(
+            || format!("01M8HPDAMQMKTHFMWBGP1EK{i:03}"),
+            |r| r.id.clone(),
+        );
+        calls.spawn(async move {
+            let answer = client
+                .get_trade_record(pb::GetTradeRecordRequest { id })
+                .await
+                .map(|a| a.into_inner().trade_record);
+            (expected, answer)
+        });
+    }
+    let mut answered = 0;
+    while let Some(call) = calls.join_next().await {
+        match call.unwrap() {
+            (Some(expected), Ok(got)) => assert_eq!(got, Some(expected)),
+            (None, Err(status)) => assert_eq!(status.code(), Code::NotFound),
+            (expected, answer) => panic!("expected {expected:?}, answered {answer:?}"),
+        }
+        answered += 1;
+    }
+    assert_eq!(answered, 400);
+}
