@@ -88,9 +88,11 @@ impl<S: Stream> Stream for DeliveryTurn<S> {
 const TURN_BUDGET: usize = 128;
 
 /// Spends what is left of the running task's cooperative budget, without
-/// asking to be woken (the last unit is spent successfully). Bounded: a
-/// task run unconstrained (`coop::unconstrained`, or outside a runtime)
-/// has a budget that never runs out.
+/// asking to be woken (the last unit is spent successfully), so that a
+/// task it woke runs after those already queued rather than next. Bounded:
+/// a task run unconstrained (`coop::unconstrained`, or outside a runtime)
+/// has a budget that never runs out. `server::answer_turn` uses it for
+/// unary answers.
 pub(crate) fn end_turn(cx: &mut Context<'_>) {
     for _ in 0..TURN_BUDGET {
         if !coop::has_budget_remaining() {
