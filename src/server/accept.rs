@@ -329,18 +329,26 @@ mod tests {
         assert_eq!(accepted.info.calls.opened.load(Ordering::Relaxed), 2);
     }
 
+    /// Through the accept loop itself: a test that called
+    /// `set_socket_options` would pass with the call removed from the path.
     #[tokio::test]
     async fn accepted_sockets_get_nodelay_and_keepalive_or_not() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         for keepalive in [Some(Duration::from_secs(60)), None] {
-            let _client = TcpStream::connect(addr).await.unwrap();
-            let (socket, _) = listener.accept().await.unwrap();
-            assert!(!socket.nodelay().unwrap());
-            set_socket_options(&socket, keepalive).unwrap();
+            let (addr, mut incoming) = listen(AcceptConfig {
+                tcp_keepalive: keepalive,
+                ..config(4)
+            })
+            .await;
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            assert!(!client.nodelay().unwrap(), "sockets start without it");
+            client.write_all(PREFACE).await.unwrap();
+            let accepted = incoming.next().await.unwrap().unwrap();
+            let Io::Plain(socket) = &accepted.io else {
+                panic!("a plaintext listener yields plain sockets");
+            };
             assert!(socket.nodelay().unwrap(), "TCP_NODELAY");
             assert_eq!(
-                socket2::SockRef::from(&socket).keepalive().unwrap(),
+                socket2::SockRef::from(socket).keepalive().unwrap(),
                 keepalive.is_some(),
                 "SO_KEEPALIVE"
             );
@@ -354,6 +362,7 @@ mod tests {
             ..config(4)
         })
         .await;
+        let connected = std::time::Instant::now();
         let mut idle = TcpStream::connect(addr).await.unwrap();
         let mut partial = TcpStream::connect(addr).await.unwrap();
         partial.write_all(&PREFACE[..10]).await.unwrap();
@@ -364,6 +373,10 @@ mod tests {
                 .expect("the server closes the connection");
             assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
         }
+        assert!(
+            connected.elapsed() >= Duration::from_millis(180),
+            "closed by the timeout, not before it"
+        );
         // A well-behaved client still gets through.
         let mut client = TcpStream::connect(addr).await.unwrap();
         client.write_all(PREFACE).await.unwrap();
@@ -381,9 +394,10 @@ mod tests {
         }
         let mut refused = TcpStream::connect(addr).await.unwrap();
         let mut buf = [0u8; 1];
-        let read = tokio::time::timeout(Duration::from_secs(10), refused.read(&mut buf))
+        // Well under the 5 s handshake timeout, so waiting for it fails.
+        let read = tokio::time::timeout(Duration::from_secs(1), refused.read(&mut buf))
             .await
-            .expect("refused at once, not after a timeout");
+            .expect("refused at once, not after the handshake timeout");
         assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
         drop(held.pop());
         // The slot is free again once the connection is gone.
