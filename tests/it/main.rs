@@ -23,6 +23,7 @@ mod replicas;
 mod revisions;
 mod security;
 mod stream_lifecycle;
+mod stream_limit;
 mod streams;
 mod summary;
 mod traces;
