@@ -7,6 +7,7 @@
 mod common;
 
 mod announcements;
+mod bad_input;
 mod cli;
 mod client;
 mod compression;
