@@ -215,3 +215,52 @@ async fn refusals_are_counted_by_limit() {
         "{text}"
     );
 }
+
+/// Group commit is the reason concurrent writers under `--fsync always`
+/// share an fsync; the committer counts each group's size. Writers that
+/// keep 64 writes in flight must make at least one group larger than one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_under_fsync_always_share_commit_groups() {
+    let metrics = free_port().await;
+    let dir = TempDir::new("group-metrics");
+    let server = ServerProcess::start(&[
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+        "--fsync".as_ref(),
+        "always".as_ref(),
+        "--metrics-listen".as_ref(),
+        metrics.to_string().as_ref(),
+    ]);
+    let channel = Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    const WRITES: i32 = 256;
+    let mut writers = tokio::task::JoinSet::new();
+    for k in 0..64 {
+        let mut trade = TradeServiceClient::new(channel.clone());
+        writers.spawn(async move {
+            for i in (k..WRITES).step_by(64) {
+                trade
+                    .create_trade_record(pb::CreateTradeRecordRequest {
+                        trade_record: Some(record("IRN", "RUS", "8708", 1740 + i, 13)),
+                        request_id: String::new(),
+                    })
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let text = scrape(metrics).await;
+    let groups = sample(&text, "tradewire_commit_group_size_count", &[]).unwrap();
+    let writes = sample(&text, "tradewire_commit_group_size_sum", &[]).unwrap();
+    assert_eq!(writes, f64::from(WRITES), "{text}");
+    assert!(
+        groups < writes,
+        "{writes} writes in {groups} groups: no group held more than one"
+    );
+}
