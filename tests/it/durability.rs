@@ -10,7 +10,7 @@ use tradewire::pb::subscribe_export_reports_request::Start;
 use tradewire::pb::subscribe_export_reports_response::Event;
 use tradewire::{App, Config, pb};
 
-async fn everything(
+pub(crate) async fn everything(
     server: &TestServer,
 ) -> (
     Vec<pb::TradeRecord>,
@@ -53,7 +53,7 @@ async fn everything(
     (records, announcements, reports)
 }
 
-fn announcement(headline: &str, related: Vec<String>) -> pb::CreateAnnouncementRequest {
+pub(crate) fn announcement(headline: &str, related: Vec<String>) -> pb::CreateAnnouncementRequest {
     pb::CreateAnnouncementRequest {
         announcement: Some(pb::Announcement {
             kind: pb::AnnouncementKind::Meeting.into(),
@@ -416,62 +416,6 @@ async fn a_failed_log_write_is_unavailable_and_leaves_nothing_visible() {
         after, counts,
         "what was acknowledged, and nothing else, is on disk"
     );
-}
-
-#[tokio::test]
-async fn snapshots_compact_the_log_and_restore_everything() {
-    let dir = TempDir::new("snapshot");
-    let mut config = durable(dir.path());
-    config.store.durable.as_mut().unwrap().snapshot_after_bytes = 4 * 1024;
-    let server = TestServer::with_config(config.clone()).await;
-    let mut reports = server.reports().await;
-    for i in 0..60 {
-        reports
-            .publish_export_report(publish(growth(1900 + i)))
-            .await
-            .unwrap();
-    }
-    let before = everything(&server).await;
-    server.shutdown().await.unwrap();
-
-    let names: Vec<String> = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    let snapshots: Vec<&String> = names.iter().filter(|n| n.ends_with(".snap")).collect();
-    assert_eq!(snapshots.len(), 1, "older snapshots are dropped: {names:?}");
-    let snapshot_lsn: u64 = snapshots[0]
-        .trim_start_matches("snapshot-")
-        .trim_end_matches(".snap")
-        .parse()
-        .unwrap();
-    for log in names.iter().filter(|n| n.ends_with(".log")) {
-        let first: u64 = log
-            .trim_start_matches("wal-")
-            .trim_end_matches(".log")
-            .parse()
-            .unwrap();
-        assert!(
-            first >= snapshot_lsn,
-            "segment {log} is covered by the snapshot and should be gone"
-        );
-    }
-    assert!(!names.iter().any(|n| n.ends_with(".tmp")));
-
-    let server = TestServer::with_config(config).await;
-    assert_eq!(
-        server.app.recovery().unwrap().snapshot_lsn,
-        Some(snapshot_lsn)
-    );
-    assert_eq!(everything(&server).await, before);
-    let next = server
-        .reports()
-        .await
-        .publish_export_report(publish(growth(2100)))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(next.export_report.unwrap().sequence, 61);
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@ mod replicas;
 mod revisions;
 mod security;
 mod stream_lifecycle;
+mod snapshots;
 mod stream_limit;
 mod streams;
 mod summary;
