@@ -52,6 +52,12 @@ pub enum FsyncPolicy {
     Never,
 }
 
+impl FsyncPolicy {
+    /// The longest a write waits for its fsync under `Interval`, unless
+    /// told otherwise.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+}
+
 /// Where and how the store keeps its data.
 #[derive(Debug, Clone)]
 pub struct DurableConfig {
@@ -90,6 +96,9 @@ impl std::fmt::Debug for SyncHook {
 }
 
 impl DurableConfig {
+    /// The data directory a server uses unless told otherwise.
+    pub const DEFAULT_DIR: &str = "./tradewire-data";
+
     /// Defaults for a store kept in `dir`: fsync on every group, no repair,
     /// a snapshot every 64 MiB of log.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
