@@ -1,8 +1,15 @@
-//! Floor servers: bare tonic doing no work, answering what tradewire would.
-//! Their cost per request is the least a tonic service can spend, so
-//! tradewire's cost is quoted as a ratio to theirs.
+//! Floor servers: bare tonic answering what tradewire would, with no store
+//! behind them. tradewire's cost per call is quoted as a ratio to theirs:
+//! - `floor-unary`, stock tonic: a generated `TradeService` that builds
+//!   its answer per call (a clone of a message of tradewire's shape and
+//!   size) and has prost encode it, as a plain tonic service does;
+//! - `floor-unary --pre-encoded`: Get and List answered with bytes encoded
+//!   once at start, no message built or encoded per call: the least a
+//!   tonic service can spend on a call;
+//! - `floor-fanout`: the broadcast floor of the fan-out mode.
 
 use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,7 +125,7 @@ impl TradeService for FloorTrade {
     }
 }
 
-pub(crate) async fn serve_unary(listen: SocketAddr) -> Result<(), BenchError> {
+pub(crate) async fn serve_unary(listen: SocketAddr, pre_encoded: bool) -> Result<(), BenchError> {
     let listener = TcpListener::bind(listen).await?;
     announce(listener.local_addr()?);
     let record = sample::stored_record(0);
@@ -135,11 +142,87 @@ pub(crate) async fn serve_unary(listen: SocketAddr) -> Result<(), BenchError> {
         },
     };
     let (mut server, incoming) = floor_server(listener);
-    server
-        .add_service(TradeServiceServer::new(service))
-        .serve_with_incoming(incoming)
-        .await?;
+    if pre_encoded {
+        let service = FloorPreEncoded {
+            get: service.get.encode_to_vec().into(),
+            list: service.list.encode_to_vec().into(),
+        };
+        server
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await?;
+    } else {
+        server
+            .add_service(TradeServiceServer::new(service))
+            .serve_with_incoming(incoming)
+            .await?;
+    }
     Ok(())
+}
+
+/// The pre-encoded floor's TradeService: Get and List only.
+#[derive(Clone)]
+struct FloorPreEncoded {
+    get: Bytes,
+    list: Bytes,
+}
+
+impl NamedService for FloorPreEncoded {
+    const NAME: &'static str = "tradewire.v1.TradeService";
+}
+
+/// A unary method that answers its bytes whatever it is asked.
+struct Answer<Req, Resp>(Bytes, PhantomData<fn(Req) -> Resp>);
+
+impl<Req: Send + 'static, Resp: Send + 'static> UnaryService<Req> for Answer<Req, Resp> {
+    type Response = PreEncoded<Resp>;
+    type Future = std::future::Ready<Result<Response<PreEncoded<Resp>>, Status>>;
+
+    fn call(&mut self, _: Request<Req>) -> Self::Future {
+        std::future::ready(Ok(Response::new(PreEncoded::Bytes(self.0.clone()))))
+    }
+}
+
+impl<B> Service<http::Request<B>> for FloorPreEncoded
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let floor = self.clone();
+        Box::pin(async move {
+            let response = match request.uri().path() {
+                "/tradewire.v1.TradeService/GetTradeRecord" => {
+                    let answer = Answer::<pb::GetTradeRecordRequest, pb::GetTradeRecordResponse>(
+                        floor.get,
+                        PhantomData,
+                    );
+                    tonic::server::Grpc::new(PreEncodedCodec::default())
+                        .unary(answer, request)
+                        .await
+                }
+                "/tradewire.v1.TradeService/ListTradeRecords" => {
+                    let answer = Answer::<pb::ListTradeRecordsRequest, pb::ListTradeRecordsResponse>(
+                        floor.list,
+                        PhantomData,
+                    );
+                    tonic::server::Grpc::new(PreEncodedCodec::default())
+                        .unary(answer, request)
+                        .await
+                }
+                _ => Status::unimplemented("floor").into_http(),
+            };
+            Ok(response)
+        })
+    }
 }
 
 /// The fan-out floor: publish encodes once and broadcasts bytes; no store,

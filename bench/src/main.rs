@@ -13,6 +13,7 @@ mod nats;
 mod proc;
 mod readwrite;
 mod replicas;
+mod report;
 mod sample;
 mod scale;
 mod servers;
@@ -38,6 +39,10 @@ struct Cli {
     /// Also write the tables as JSON to this file.
     #[arg(long, global = true)]
     json: Option<PathBuf>,
+    /// Also write the whole report (machine, method, targets, tables) as
+    /// markdown to this file: `all --markdown BENCHMARKS.md`.
+    #[arg(long, global = true)]
+    markdown: Option<PathBuf>,
     /// Seconds-long runs with small counts, to prove the tool works (CI).
     #[arg(long, global = true)]
     smoke: bool,
@@ -87,6 +92,9 @@ enum Mode {
     FloorUnary {
         #[arg(long)]
         listen: SocketAddr,
+        /// Answer bytes encoded once at start instead of a message per call.
+        #[arg(long)]
+        pre_encoded: bool,
     },
     #[command(hide = true)]
     FloorFanout {
@@ -116,7 +124,7 @@ pub(crate) struct Opts {
     pub(crate) server_core: Option<usize>,
 }
 
-async fn run(cli: Cli) -> Result<Vec<Table>, BenchError> {
+async fn run(cli: Cli) -> Result<(Vec<Table>, Opts), BenchError> {
     let two_cores = proc::cores() >= 2;
     // Server on core 0 (taskset), load generator on core 1.
     let server_core = two_cores.then_some(0);
@@ -179,13 +187,20 @@ async fn run(cli: Cli) -> Result<Vec<Table>, BenchError> {
             tables.push(table);
         }
     }
-    Ok(tables)
+    Ok((tables, opts))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let floor = match &cli.mode {
-        Mode::FloorUnary { listen } => Some(("unary", *listen)),
+        Mode::FloorUnary {
+            listen,
+            pre_encoded: false,
+        } => Some(("unary", *listen)),
+        Mode::FloorUnary {
+            listen,
+            pre_encoded: true,
+        } => Some(("unary-pre-encoded", *listen)),
         Mode::FloorFanout { listen } => Some(("fanout", *listen)),
         _ => None,
     };
@@ -197,10 +212,10 @@ fn main() -> ExitCode {
             .map_err(BenchError::from)
             .and_then(|rt| {
                 rt.block_on(async move {
-                    if kind == "unary" {
-                        floor::serve_unary(listen).await
-                    } else {
-                        floor::serve_fanout(listen).await
+                    match kind {
+                        "unary" => floor::serve_unary(listen, false).await,
+                        "unary-pre-encoded" => floor::serve_unary(listen, true).await,
+                        _ => floor::serve_fanout(listen).await,
                     }
                 })
             })
@@ -208,15 +223,20 @@ fn main() -> ExitCode {
         // The load generator runs on one thread, on its own core.
         None => {
             let json = cli.json.clone();
+            let markdown = cli.markdown.clone();
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(BenchError::from)
                 .and_then(|rt| rt.block_on(run(cli)))
-                .and_then(|tables| {
+                .and_then(|(tables, opts)| {
                     if let Some(path) = json {
                         let all: Vec<_> = tables.iter().map(Table::to_json).collect();
                         std::fs::write(&path, serde_json::to_string_pretty(&all)?)?;
+                    }
+                    if let Some(path) = markdown {
+                        std::fs::write(&path, report::markdown(&tables, &opts, &command))?;
                     }
                     Ok(tables)
                 })

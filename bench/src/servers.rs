@@ -174,10 +174,21 @@ fn serve_args() -> Vec<String> {
     .collect()
 }
 
+/// One of this binary's floor servers (`floor-unary`, `floor-fanout`),
+/// with `extra` flags (`--pre-encoded`).
+pub(crate) fn floor_with(
+    kind: &str,
+    core: Option<usize>,
+    extra: &[&str],
+) -> Result<ServerProcess, BenchError> {
+    let mut args = vec![kind.to_string(), "--listen".into(), "127.0.0.1:0".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    spawn(&std::env::current_exe()?, &args, core)
+}
+
 /// One of this binary's floor servers (`floor-unary`, `floor-fanout`).
 pub(crate) fn floor(kind: &str, core: Option<usize>) -> Result<ServerProcess, BenchError> {
-    let args = vec![kind.to_string(), "--listen".into(), "127.0.0.1:0".into()];
-    spawn(&std::env::current_exe()?, &args, core)
+    floor_with(kind, core, &[])
 }
 
 /// Prints the line `spawn` waits for.
