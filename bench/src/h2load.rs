@@ -22,6 +22,9 @@ pub(crate) struct H2loadResult {
     /// Calls per second, as h2load reports it.
     pub rate: f64,
     pub latencies: hdrhistogram::Histogram<u64>,
+    /// The server's CPU time during the measured run (not the warm-up),
+    /// in microseconds; 0 without a `server_pid`.
+    pub server_cpu_micros: u64,
 }
 
 impl H2loadResult {
@@ -31,6 +34,11 @@ impl H2loadResult {
 
     pub(crate) fn quantile_ms(&self, q: f64) -> f64 {
         self.latencies.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// The server's CPU per call during the measured run.
+    pub(crate) fn server_cpu_per_call(&self) -> f64 {
+        self.server_cpu_micros as f64 / self.done.max(1) as f64
     }
 }
 
@@ -47,6 +55,8 @@ pub(crate) struct H2loadRun {
     pub connections: usize,
     pub streams: usize,
     pub duration: Duration,
+    /// The server process whose CPU the measured run is charged with.
+    pub server_pid: Option<u32>,
 }
 
 fn framed(message: &[u8]) -> Vec<u8> {
@@ -114,13 +124,21 @@ pub(crate) fn available() -> bool {
 
 /// Runs h2load and checks every answer, as the module doc says: a
 /// one-second warm-up measures the rate, then a run of a fixed number of
-/// calls (about `duration` long) is measured. A fixed count, unlike a
-/// duration, lets every call finish, so the data byte count is exact. The
-/// load generator inherits this process's core.
+/// calls (about `duration` long) is measured, and the server's CPU is
+/// read around it alone. A fixed count, unlike a duration, lets every call
+/// finish, so the data byte count is exact. The load generator inherits
+/// this process's core.
 pub(crate) fn run(spec: &H2loadRun) -> Result<H2loadResult, BenchError> {
     let warm_up = h2load(spec, Load::Seconds(1))?;
     let calls = (warm_up.rate() * spec.duration.as_secs_f64()).clamp(100.0, 5_000_000.0) as u64;
-    let measured = h2load(spec, Load::Calls(calls))?;
+    let cpu = || {
+        spec.server_pid
+            .and_then(crate::proc::cpu_micros)
+            .unwrap_or(0)
+    };
+    let cpu_before = cpu();
+    let mut measured = h2load(spec, Load::Calls(calls))?;
+    measured.server_cpu_micros = cpu().saturating_sub(cpu_before);
     if measured.done != calls {
         return Err(format!(
             "h2load {}: {} of {calls} calls done",
@@ -228,6 +246,7 @@ fn h2load(spec: &H2loadRun, load: Load) -> Result<H2loadResult, BenchError> {
         done,
         rate,
         latencies,
+        server_cpu_micros: 0,
     })
 }
 

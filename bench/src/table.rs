@@ -1,6 +1,68 @@
-//! One results table per mode, printed as text and optionally kept as JSON.
+//! One results table per mode, printed as text and optionally kept as JSON
+//! or written into the markdown report, with the targets its figures meet
+//! or miss. Whether a target is met is computed from the figure here, never
+//! written by hand.
+
+use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
+
+/// A target and whether this run met it.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// What is asked, with its bound.
+    pub what: String,
+    /// The run's figures behind the verdict.
+    pub measured: String,
+    pub met: bool,
+}
+
+impl Target {
+    /// Met when `value >= bound`.
+    pub(crate) fn at_least(
+        what: impl Into<String>,
+        value: f64,
+        bound: f64,
+        measured: impl Into<String>,
+    ) -> Target {
+        Target {
+            what: format!("{} (>= {bound})", what.into()),
+            measured: measured.into(),
+            met: value >= bound,
+        }
+    }
+
+    /// Met when `value <= bound`.
+    pub(crate) fn at_most(
+        what: impl Into<String>,
+        value: f64,
+        bound: f64,
+        measured: impl Into<String>,
+    ) -> Target {
+        Target {
+            what: format!("{} (<= {bound})", what.into()),
+            measured: measured.into(),
+            met: value <= bound,
+        }
+    }
+
+    /// Met when `holds`.
+    pub(crate) fn holds(
+        what: impl Into<String>,
+        holds: bool,
+        measured: impl Into<String>,
+    ) -> Target {
+        Target {
+            what: what.into(),
+            measured: measured.into(),
+            met: holds,
+        }
+    }
+
+    pub(crate) fn verdict(&self) -> &'static str {
+        if self.met { "met" } else { "**unmet**" }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Table {
@@ -8,6 +70,7 @@ pub(crate) struct Table {
     pub columns: Vec<&'static str>,
     pub rows: Vec<Vec<Value>>,
     pub notes: Vec<String>,
+    pub targets: Vec<Target>,
 }
 
 impl Table {
@@ -17,6 +80,7 @@ impl Table {
             columns: columns.to_vec(),
             rows: Vec::new(),
             notes: Vec::new(),
+            targets: Vec::new(),
         }
     }
 
@@ -26,6 +90,10 @@ impl Table {
 
     pub(crate) fn note(&mut self, note: impl Into<String>) {
         self.notes.push(note.into());
+    }
+
+    pub(crate) fn target(&mut self, target: Target) {
+        self.targets.push(target);
     }
 
     fn cell(value: &Value) -> String {
@@ -40,7 +108,9 @@ impl Table {
         }
     }
 
-    pub(crate) fn print(&self) {
+    /// The table as markdown under a `###` heading: the rows, the notes,
+    /// then this table's targets.
+    pub(crate) fn markdown(&self) -> String {
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
@@ -59,30 +129,47 @@ impl Table {
                     .max(c.len())
             })
             .collect();
-        println!("\n## {}\n", self.title);
-        let line = |values: Vec<String>| {
+        let mut out = format!("### {}\n\n", self.title);
+        let line = |out: &mut String, values: Vec<String>| {
             let padded: Vec<String> = values
                 .iter()
                 .zip(&widths)
                 .map(|(v, w)| format!("{v:>w$}"))
                 .collect();
-            println!("| {} |", padded.join(" | "));
+            let _ = writeln!(out, "| {} |", padded.join(" | "));
         };
-        line(self.columns.iter().map(|c| c.to_string()).collect());
-        println!(
-            "|{}|",
-            widths
-                .iter()
-                .map(|w| format!("{}:", "-".repeat(w + 1)))
-                .collect::<Vec<_>>()
-                .join("|")
+        line(
+            &mut out,
+            self.columns.iter().map(|c| c.to_string()).collect(),
         );
+        let rule: Vec<String> = widths
+            .iter()
+            .map(|w| format!("{}:", "-".repeat(w + 1)))
+            .collect();
+        let _ = writeln!(out, "|{}|", rule.join("|"));
         for row in cells {
-            line(row);
+            line(&mut out, row);
         }
         for note in &self.notes {
-            println!("\n{note}");
+            let _ = write!(out, "\n{note}\n");
         }
+        if !self.targets.is_empty() {
+            out.push('\n');
+            for target in &self.targets {
+                let _ = writeln!(
+                    out,
+                    "- {}: {} ({})",
+                    target.verdict(),
+                    target.what,
+                    target.measured
+                );
+            }
+        }
+        out
+    }
+
+    pub(crate) fn print(&self) {
+        println!("\n{}", self.markdown());
     }
 
     pub(crate) fn to_json(&self) -> Value {
@@ -99,6 +186,11 @@ impl Table {
                 Value::Object(map)
             })
             .collect();
-        json!({ "title": self.title, "rows": rows, "notes": self.notes })
+        let targets: Vec<Value> = self
+            .targets
+            .iter()
+            .map(|t| json!({ "target": t.what, "measured": t.measured, "met": t.met }))
+            .collect();
+        json!({ "title": self.title, "rows": rows, "notes": self.notes, "targets": targets })
     }
 }
