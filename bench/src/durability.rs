@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::Opts;
 use crate::load;
 use crate::servers::{self, BenchError};
-use crate::table::Table;
+use crate::table::{Table, Target};
 
 pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
     let mut table = Table::new(
@@ -51,6 +51,15 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
         }
     }
     let _ = std::fs::remove_dir_all(&root);
+    if let (Some(always), Some(never)) = (rates.get(&("always", 64)), rates.get(&("never", 64))) {
+        let ratio = always / never;
+        table.target(Target::at_least(
+            "writes/s with fsync always over fsync never, 64 writers",
+            ratio,
+            0.5,
+            format!("{ratio:.2}: {always:.0} and {never:.0} writes/s"),
+        ));
+    }
     table.note("vs never: throughput divided by fsync=never's at the same number of writers, in this run (target at 64 writers with always: at least 0.5).");
     Ok(table)
 }

@@ -20,6 +20,9 @@ pub(crate) struct LoadResult {
     pub first_error: Option<String>,
     pub elapsed: Duration,
     pub latency_us: Histogram<u64>,
+    /// Every call as (ms from the run's start when it was sent, latency
+    /// in µs), for figures over a window of the run (a snapshot's).
+    pub timeline: Vec<(u32, u32)>,
 }
 
 impl LoadResult {
@@ -29,6 +32,16 @@ impl LoadResult {
 
     pub(crate) fn quantile_ms(&self, q: f64) -> f64 {
         self.latency_us.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// The latency quantile, in ms, of the calls sent in the run's first
+    /// `window_ms`, and how many there were.
+    pub(crate) fn quantile_ms_within(&self, window_ms: u32, q: f64) -> (f64, u64) {
+        let mut hist = histogram();
+        for (_, micros) in self.timeline.iter().filter(|(at, _)| *at <= window_ms) {
+            let _ = hist.record(u64::from(*micros));
+        }
+        (hist.value_at_quantile(q) as f64 / 1000.0, hist.len())
     }
 }
 
@@ -56,7 +69,13 @@ where
 {
     let call = Arc::new(call);
     let loops = channels.len() * in_flight;
-    let merged = Arc::new(Mutex::new((histogram(), 0u64, 0u64, None::<String>)));
+    let merged = Arc::new(Mutex::new((
+        histogram(),
+        0u64,
+        0u64,
+        None::<String>,
+        Vec::<(u32, u32)>::new(),
+    )));
     let started = Instant::now();
     let deadline = started + duration;
     let permits = rate.map(|rate| {
@@ -85,6 +104,7 @@ where
         let permits = permits.clone();
         tasks.push(tokio::spawn(async move {
             let mut hist = histogram();
+            let mut timeline = Vec::new();
             let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
             let mut n = i as u64;
             while Instant::now() < deadline {
@@ -104,6 +124,8 @@ where
                 }
                 let micros = start.elapsed().as_micros().clamp(1, 60_000_000) as u64;
                 let _ = hist.record(micros);
+                let sent_ms = (start - started).as_millis().min(u128::from(u32::MAX)) as u32;
+                timeline.push((sent_ms, micros as u32));
                 n += loops as u64;
             }
             let mut m = merged.lock().await;
@@ -113,6 +135,7 @@ where
             if m.3.is_none() {
                 m.3 = first_error;
             }
+            m.4.extend(timeline);
         }));
     }
     for task in tasks {
@@ -120,14 +143,15 @@ where
     }
     let elapsed = started.elapsed();
     let m = Arc::try_unwrap(merged).ok().map(Mutex::into_inner);
-    let (latency_us, requests, errors, first_error) =
-        m.unwrap_or((histogram(), 0, 1, Some("lost results".into())));
+    let (latency_us, requests, errors, first_error, timeline) =
+        m.unwrap_or((histogram(), 0, 1, Some("lost results".into()), Vec::new()));
     LoadResult {
         requests,
         errors,
         first_error,
         elapsed,
         latency_us,
+        timeline,
     }
 }
 

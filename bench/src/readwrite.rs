@@ -17,7 +17,7 @@ use tradewire::pb::trade_service_client::TradeServiceClient;
 use crate::Opts;
 use crate::load::{self, LoadResult};
 use crate::servers::{self, BenchError, ServerProcess};
-use crate::table::Table;
+use crate::table::{Table, Target};
 use crate::unary;
 
 const WRITERS: usize = 64;
@@ -114,6 +114,20 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
         }
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
+        if policy == "always"
+            && let Some((_, _, paced, _)) = rows.last()
+        {
+            let ratio = paced.quantile_ms(0.99) / alone_p99;
+            table.target(Target::at_most(
+                format!("Get p99 beside {WRITERS} writers paced at {write_pace}/s, fsync always, over Get p99 alone"),
+                ratio,
+                1.5,
+                format!(
+                    "{ratio:.2}: {:.3} ms beside, {alone_p99:.3} ms alone",
+                    paced.quantile_ms(0.99)
+                ),
+            ));
+        }
         for (writers, pace, result, written) in &rows {
             table.row(vec![
                 json!(policy),

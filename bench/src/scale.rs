@@ -12,7 +12,7 @@ use crate::load::histogram;
 use crate::proc;
 use crate::sample;
 use crate::servers::BenchError;
-use crate::table::Table;
+use crate::table::{Table, Target};
 
 struct Query {
     name: &'static str,
@@ -100,6 +100,17 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
             let p50 = hist.value_at_quantile(0.5) as f64;
             if s == 0 {
                 baseline_p50.push(p50);
+            } else {
+                let ratio = p50 / baseline_p50[q];
+                table.target(Target::at_most(
+                    format!(
+                        "filtered page p50 at {size} records over at {} ({})",
+                        sizes[0], query.name
+                    ),
+                    ratio,
+                    2.0,
+                    format!("{ratio:.2}: {p50:.0} us against {:.0} us", baseline_p50[q]),
+                ));
             }
             table.row(vec![
                 json!(size),
@@ -176,6 +187,16 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
             json!(rss_read as f64 / 1_048_576.0),
             json!(rss_read.saturating_sub(rss_before) as f64 / size as f64),
         ]);
+        if s + 1 == sizes.len() {
+            let mib = |bytes: u64| bytes.saturating_sub(rss_before) as f64 / 1_048_576.0;
+            let (stored, read) = (mib(rss), mib(rss_read));
+            table.target(Target::at_most(
+                format!("MiB for {size} records, once every record has been read"),
+                read,
+                1024.0,
+                format!("{read:.0} MiB read, {stored:.0} MiB as stored"),
+            ));
+        }
         println!("loaded {size} records in {load_secs:.1} s");
         drop(store);
     }

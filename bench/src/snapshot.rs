@@ -4,8 +4,11 @@
 //! (the baseline), once with the snapshot threshold just above the log's
 //! size, so that the run's first writes start a snapshot of every record.
 //! Both runs: 16 writers creating records for the run's duration. Target:
-//! write p99.9 during the snapshot at most 50 ms. The run is refused if the
-//! server's log shows no snapshot written within it.
+//! write p99.9 during the snapshot at most 50 ms, over the writes sent
+//! while it was written (from the run's start, when the first writes
+//! trigger it, for as long as the server says it took), not over the whole
+//! run. The run is refused if the server's log shows no snapshot written
+//! within it.
 
 use std::path::Path;
 
@@ -14,7 +17,7 @@ use serde_json::json;
 use crate::Opts;
 use crate::load;
 use crate::servers::{self, BenchError, ServerProcess};
-use crate::table::Table;
+use crate::table::{Table, Target};
 use crate::unary;
 
 const NEVER: &str = "1000000000000000";
@@ -65,6 +68,8 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
             "p99 ms",
             "p99.9 ms",
             "max ms",
+            "p99.9 ms while snapshotting",
+            "writes while snapshotting",
             "snapshot ms",
             "snapshot MiB",
         ],
@@ -91,10 +96,16 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
     drop(snapshotting);
     let _ = std::fs::remove_dir_all(&dir);
 
+    let window_ms = written["millis"].as_f64().unwrap_or(0.0).ceil() as u32;
+    let (stalled, stalled_writes) = during.quantile_ms_within(window_ms, 0.999);
     for (name, result, snapshot) in [
         ("no snapshot", &base, None),
         ("snapshot of every record", &during, Some(&written)),
     ] {
+        let (window_p999, window_writes) = match snapshot {
+            Some(_) => (json!(stalled), json!(stalled_writes)),
+            None => (json!(""), json!("")),
+        };
         table.row(vec![
             json!(name),
             json!(result.rate()),
@@ -102,12 +113,23 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
             json!(result.quantile_ms(0.99)),
             json!(result.quantile_ms(0.999)),
             json!(result.quantile_ms(1.0)),
+            window_p999,
+            window_writes,
             snapshot.map_or(json!(""), |s| s["millis"].clone()),
             snapshot.map_or(json!(""), |s| {
                 json!(s["bytes"].as_f64().unwrap_or(0.0) / 1_048_576.0)
             }),
         ]);
     }
-    table.note("snapshot ms: how long the snapshot thread took to serialize, write, fsync and rename it, from the server's log. Target: p99.9 during the snapshot at most 50 ms.");
+    table.note("snapshot ms: how long the snapshot thread took to serialize, write, fsync and rename it, from the server's log; 'while snapshotting': the writes sent in the run's first that many ms.");
+    table.target(Target::at_most(
+        format!("write p99.9 ms while a snapshot of {records} records is written"),
+        stalled,
+        50.0,
+        format!(
+            "{stalled:.1} ms over {stalled_writes} writes in {window_ms} ms; {:.1} ms without a snapshot",
+            base.quantile_ms(0.999)
+        ),
+    ));
     Ok(table)
 }
