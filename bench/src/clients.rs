@@ -322,7 +322,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
                 ratio,
                 1.0,
                 format!(
-                    "efficiency {ratio:.2} (rounds {low:.2}-{high:.2}); tradewire {:.1} us, stock {:.1} us, pre-encoded {:.1} us a call",
+                    "efficiency {ratio:.3} (rounds {low:.3}-{high:.3}); tradewire {:.1} us, stock {:.1} us, pre-encoded {:.1} us a call",
                     case.median(TRADEWIRE, |s| s.cpu_us),
                     case.median(STOCK, |s| s.cpu_us),
                     case.median(PRE_ENCODED, |s| s.cpu_us)

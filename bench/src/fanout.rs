@@ -417,6 +417,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
             ..opts.clone()
         };
         let mut floor_cpu = None;
+        let mut floor_p99 = 0.0;
         for (kind, server) in [("floor", &floor), ("tradewire", &ours)] {
             let r = measure(server, &run_opts).await?;
             let lost = r.expected.saturating_sub(r.deliveries);
@@ -434,6 +435,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
             if kind == "floor" {
                 floor_cpu = Some(r.cpu_per_delivery);
                 floor_peak.get_or_insert(r.deliveries_per_sec);
+                floor_p99 = r.latency.value_at_quantile(0.99) as f64 / 1000.0;
             } else {
                 let p99 = r.latency.value_at_quantile(0.99) as f64 / 1000.0;
                 let floor_cpu = floor_cpu.unwrap_or(0.0);
@@ -457,7 +459,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
                         format!("delivery p99 ms, {scenario}"),
                         p99,
                         bound,
-                        format!("{p99:.1} ms"),
+                        format!("{p99:.1} ms; the floor {floor_p99:.1} ms"),
                     ));
                 }
                 if i == 0 {
