@@ -5,6 +5,7 @@ use std::{env, fs, path::PathBuf};
 
 const PROTO_ROOT: &str = "proto";
 const PROTO_FILES: &[&str] = &[
+    "tradewire/v1/options.proto",
     "tradewire/v1/types.proto",
     "tradewire/v1/trade_service.proto",
     "tradewire/v1/announcement_service.proto",

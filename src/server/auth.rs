@@ -24,6 +24,7 @@ use tonic::codegen::http;
 use tower::Layer;
 
 use super::guarded::{Finish, Guarded, Inner, answers_with};
+use super::methods::Access;
 use super::security_log::SecurityLog;
 use crate::api::caller::{Caller, Peer};
 
@@ -206,33 +207,16 @@ impl Finish for NamedCaller {
     }
 }
 
-/// The scope a method needs, or `None` for methods open to all.
+/// The scope a method needs, as its contract declares it (the method
+/// table), or `None` for methods open to all. A path the server does not
+/// serve needs `admin`: it is answered UNIMPLEMENTED, and only to a caller
+/// who may call anything.
 fn required_scope(path: &str) -> Option<Scope> {
-    let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
-        return Some(Scope::Admin);
-    };
-    if service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.") {
-        return None;
+    match super::methods::lookup(path).map(|m| m.access) {
+        Some(Access::Open) => None,
+        Some(Access::Scoped(scope)) => Some(scope),
+        None => Some(Scope::Admin),
     }
-    let starts = |prefix: &str| method.starts_with(prefix);
-    Some(
-        if starts("Get")
-            || starts("List")
-            || starts("Subscribe")
-            || starts("Watch")
-            || starts("Summarize")
-            || starts("Breakdown")
-        {
-            Scope::Read
-        } else if starts("Publish") {
-            Scope::Publish
-        } else if starts("Create") || starts("BatchCreate") || starts("Delete") || starts("Update")
-        {
-            Scope::Write
-        } else {
-            Scope::Admin
-        },
-    )
 }
 
 /// The token checks as a layer.
@@ -381,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn methods_need_the_scope_their_name_says() {
+    fn methods_need_the_scope_their_contract_declares() {
         let scope = |p| required_scope(p);
         assert_eq!(
             scope("/tradewire.v1.TradeService/GetTradeRecord"),

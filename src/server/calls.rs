@@ -16,9 +16,8 @@
 //! answer), and ends the call when the body ends or is dropped (a client
 //! that goes away is `CANCELLED`).
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -30,6 +29,7 @@ use tonic::{Code, Status};
 use tower::Layer;
 
 use super::guarded::{Finish, GRPC_STATUS, Guarded, Inner, answers_with};
+use super::methods::{Method, lookup};
 use crate::api::caller::{Caller, Peer};
 
 /// The call layer; `metrics` turns the metrics on (the log line is always
@@ -61,68 +61,6 @@ impl<S> Layer<S> for CallLayer {
 pub(crate) struct Calls<S> {
     inner: S,
     metrics: bool,
-}
-
-/// A method this server serves, as the metrics label it.
-#[derive(Debug)]
-struct Method {
-    path: Box<str>,
-    service: Box<str>,
-    name: Box<str>,
-    grpc_type: &'static str,
-}
-
-/// Every method of the services this server serves (tradewire's, health,
-/// reflection), by path, read once from their descriptors: a call then
-/// names its method without copying its URI, and its labels without
-/// allocating.
-fn methods() -> &'static HashMap<Box<str>, Method> {
-    static METHODS: OnceLock<HashMap<Box<str>, Method>> = OnceLock::new();
-    METHODS.get_or_init(|| {
-        let sets = [
-            crate::pb::FILE_DESCRIPTOR_SET,
-            tonic_health::pb::FILE_DESCRIPTOR_SET,
-            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-        ];
-        let mut methods = HashMap::new();
-        for set in sets {
-            // The sets are compiled in; one that does not decode only
-            // leaves its methods to be named from their paths.
-            let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(set) else {
-                continue;
-            };
-            for file in set.file {
-                let package = file.package.unwrap_or_default();
-                for service in file.service {
-                    let service_name = format!("{package}.{}", service.name.unwrap_or_default());
-                    for method in service.method {
-                        let name = method.name.unwrap_or_default();
-                        let grpc_type = match (
-                            method.client_streaming.unwrap_or(false),
-                            method.server_streaming.unwrap_or(false),
-                        ) {
-                            (false, false) => "unary",
-                            (false, true) => "server_stream",
-                            (true, false) => "client_stream",
-                            (true, true) => "bidi_stream",
-                        };
-                        let path: Box<str> = format!("/{service_name}/{name}").into();
-                        methods.insert(
-                            path.clone(),
-                            Method {
-                                path,
-                                service: service_name.as_str().into(),
-                                name: name.into(),
-                                grpc_type,
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        methods
-    })
 }
 
 /// The method a call named: one of ours, or any other path (answered
@@ -247,9 +185,7 @@ impl<S: Inner> Calls<S> {
         let path = request.uri().path();
         let streaming = super::limits::is_streaming(path);
         let call = Call {
-            called: methods()
-                .get(path)
-                .map_or_else(|| Called::Other(path.into()), Called::Known),
+            called: lookup(path).map_or_else(|| Called::Other(path.into()), Called::Known),
             streaming,
             started: Instant::now(),
             peer: request.extensions().get::<Peer>().map(|p| p.addr),

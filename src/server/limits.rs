@@ -31,12 +31,16 @@ use tower::Layer;
 use super::guarded::{Finish, Guarded, Inner, answers_with};
 use super::security_log::SecurityLog;
 use crate::api::caller::Peer;
-/// Whether the method at `path` answers with a stream.
+/// Whether the method at `path` answers with a stream, as its contract
+/// declares (the method table); a path not served is answered at once.
 pub(super) fn is_streaming(path: &str) -> bool {
-    let method = path.rsplit('/').next().unwrap_or("");
-    method.starts_with("Subscribe")
-        || method.starts_with("Watch")
-        || path.starts_with("/grpc.reflection.")
+    super::methods::lookup(path).is_some_and(|m| m.server_streaming)
+}
+
+/// Whether the method at `path` takes a stream of request messages
+/// (reflection), which the one-message body limit does not apply to.
+fn takes_a_stream(path: &str) -> bool {
+    super::methods::lookup(path).is_some_and(|m| m.client_streaming)
 }
 
 fn peer<B>(request: &http::Request<B>) -> Option<std::net::SocketAddr> {
@@ -136,9 +140,8 @@ impl<S: Inner> InFlightLimit<S> {
 
 /// Whether a unary request's body has arrived whole, shared by its body
 /// and the deadline layer: the call then waits on one timer for both its
-/// receive timeout and its deadline (a timer per limit cost a Get about
-/// 1 µs of the timer wheel's work whenever the body came after the
-/// headers).
+/// receive timeout and its deadline (a timer per limit is the timer
+/// wheel's work twice whenever the body comes after the headers).
 #[derive(Debug)]
 pub(crate) struct Arrival {
     whole: AtomicBool,
@@ -196,7 +199,7 @@ impl<S: Inner> RequestBodyLimit<S> {
         request: http::Request<Body>,
     ) -> Guarded<S::Future, TooLargeIsResourceExhausted> {
         let path = request.uri().path();
-        let request = if path.starts_with("/grpc.reflection.") {
+        let request = if takes_a_stream(path) {
             request
         } else {
             let config = Arc::clone(&self.config);
@@ -328,7 +331,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn streams_are_told_from_unary_calls_by_path() {
+    fn streams_are_told_from_unary_calls_by_their_descriptors() {
         assert!(is_streaming(
             "/tradewire.v1.ExportReportService/SubscribeExportReports"
         ));

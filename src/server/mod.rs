@@ -28,6 +28,7 @@ mod calls;
 mod deadline;
 mod guarded;
 mod limits;
+mod methods;
 mod metrics;
 mod opened_streams;
 mod otel;
@@ -247,6 +248,9 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
+        // Before anything serves: every method's needs come from this
+        // table, and a method whose contract declares no scope stops here.
+        methods::table()?;
         let (health, health_service) = tonic_health::server::health_reporter();
         set_services(&health, tonic_health::ServingStatus::Serving).await;
 
