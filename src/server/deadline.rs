@@ -35,24 +35,59 @@ layer!(
     Deadlines
 );
 
-/// `grpc-timeout`: digits, then a unit (H, M, S, m, u, n).
-fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+/// What a request's `grpc-timeout` says.
+#[derive(Debug, PartialEq, Eq)]
+enum Timeout {
+    /// No header: the server's default for a unary call, none for a stream.
+    Absent,
+    /// This long; zero has already passed.
+    Given(Duration),
+    /// Not a timeout as the gRPC spec writes one; the call is refused.
+    Malformed,
+}
+
+/// `grpc-timeout` as the spec writes it: at most 8 ASCII digits, then a
+/// unit (H, M, S, m, u, n).
+fn grpc_timeout(headers: &http::HeaderMap) -> Timeout {
     static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
-    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 {
-        return None;
+    let Some(value) = headers.get(&GRPC_TIMEOUT) else {
+        return Timeout::Absent;
+    };
+    let Some((&unit, digits)) = value.as_bytes().split_last() else {
+        return Timeout::Malformed;
+    };
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return Timeout::Malformed;
     }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Timeout::Given(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return Timeout::Malformed,
     })
+}
+
+/// The refusal of a call whose `grpc-timeout` is malformed, quoting a
+/// short prefix of it.
+fn malformed(headers: &http::HeaderMap) -> Status {
+    let value = headers
+        .get("grpc-timeout")
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(16)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    Status::invalid_argument(format!(
+        "grpc-timeout {value:?} is malformed: it is at most 8 digits and a unit (H, M, S, m, u or n)"
+    ))
 }
 
 fn deadline_exceeded(after: Duration) -> Status {
@@ -65,9 +100,19 @@ impl<S: Inner> Deadline<S> {
     fn answer(&mut self, request: http::Request<Body>) -> DeadlineAnswer<S::Future> {
         let streaming = is_streaming(request.uri().path());
         let timeout = match grpc_timeout(request.headers()) {
-            Some(timeout) => Some(timeout),
-            None if streaming => None,
-            None => Some(self.config.unary_default),
+            Timeout::Given(timeout) if timeout.is_zero() => {
+                return DeadlineAnswer::Refused {
+                    status: Some(deadline_exceeded(timeout)),
+                };
+            }
+            Timeout::Malformed => {
+                return DeadlineAnswer::Refused {
+                    status: Some(malformed(request.headers())),
+                };
+            }
+            Timeout::Given(timeout) => Some(timeout),
+            Timeout::Absent if streaming => None,
+            Timeout::Absent => Some(self.config.unary_default),
         };
         let arrival = request.extensions().get::<Arc<Arrival>>().cloned();
         let answer = self.inner.call(request);
@@ -92,6 +137,9 @@ pin_project_lite::pin_project! {
     /// The answer of a call with or without a deadline.
     #[project = DeadlineProj]
     pub(crate) enum DeadlineAnswer<F> {
+        // Answered without calling the handler: a deadline that has
+        // already passed, or a malformed one.
+        Refused { status: Option<Status> },
         Unbounded { #[pin] inner: F },
         Bounded {
             #[pin] inner: F,
@@ -115,6 +163,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
+            DeadlineProj::Refused { status } => Poll::Ready(Ok(status
+                .take()
+                .unwrap_or_else(|| Status::internal("a refusal polled twice"))
+                .into_http())),
             DeadlineProj::Unbounded { inner } => inner.poll(cx),
             DeadlineProj::Bounded {
                 mut inner,
@@ -217,21 +269,31 @@ mod tests {
 
     #[test]
     fn grpc_timeout_reads_every_unit_and_refuses_the_rest() {
-        assert_eq!(grpc_timeout(&headers("2S")), Some(Duration::from_secs(2)));
+        let given = |value: &str| grpc_timeout(&headers(value));
+        assert_eq!(given("2S"), Timeout::Given(Duration::from_secs(2)));
+        assert_eq!(given("1H"), Timeout::Given(Duration::from_secs(3600)));
+        assert_eq!(given("3M"), Timeout::Given(Duration::from_secs(180)));
+        assert_eq!(given("250m"), Timeout::Given(Duration::from_millis(250)));
+        assert_eq!(given("7u"), Timeout::Given(Duration::from_micros(7)));
+        assert_eq!(given("9n"), Timeout::Given(Duration::from_nanos(9)));
+        assert_eq!(given("0n"), Timeout::Given(Duration::ZERO));
         assert_eq!(
-            grpc_timeout(&headers("1H")),
-            Some(Duration::from_secs(3600))
+            given("99999999H"),
+            Timeout::Given(Duration::from_secs(99_999_999 * 3600))
         );
-        assert_eq!(grpc_timeout(&headers("3M")), Some(Duration::from_secs(180)));
-        assert_eq!(
-            grpc_timeout(&headers("250m")),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(grpc_timeout(&headers("7u")), Some(Duration::from_micros(7)));
-        assert_eq!(grpc_timeout(&headers("9n")), Some(Duration::from_nanos(9)));
-        for bad in ["", "S", "1x", "123456789S", "-1S", "1.5S"] {
-            assert_eq!(grpc_timeout(&headers(bad)), None, "{bad:?}");
+        for bad in [
+            "",
+            "S",
+            "1x",
+            "123456789S",
+            "-1S",
+            "+1S",
+            "1.5S",
+            " 1S",
+            "1 S",
+        ] {
+            assert_eq!(given(bad), Timeout::Malformed, "{bad:?}");
         }
-        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), Timeout::Absent);
     }
 }

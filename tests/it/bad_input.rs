@@ -323,3 +323,41 @@ async fn a_reused_request_id_answers_its_first_outcome_or_already_exists() {
         "{counts:?}"
     );
 }
+
+/// `grpc-timeout` as the spec writes it: a zero timeout has passed before
+/// the call starts (as grpc-go has it), a malformed one is refused, a
+/// well-formed one is served. Sent by a raw client, since tonic writes the
+/// header itself.
+#[tokio::test]
+async fn grpc_timeout_zero_expires_at_once_and_a_malformed_one_is_refused() {
+    use crate::common::raw_h2::RawGrpc;
+
+    let server = TestServer::start().await;
+    let mut raw = RawGrpc::connect(server.addr).await;
+    let get = pb::GetTradeRecordRequest {
+        id: ABSENT_ID.into(),
+    };
+    let path = "/tradewire.v1.TradeService/GetTradeRecord";
+    for (timeout, status) in [
+        ("0n", "4"),
+        ("0S", "4"),
+        ("garbage", "3"),
+        ("1.5S", "3"),
+        ("-1S", "3"),
+        ("123456789m", "3"),
+        ("10S", "5"),
+        ("99999999H", "5"),
+    ] {
+        let reply = raw
+            .unary_with(path, &get, &[("grpc-timeout", timeout)])
+            .await;
+        assert_eq!(reply.grpc_status, status, "grpc-timeout {timeout:?}");
+    }
+    let stream = "/tradewire.v1.ExportReportService/SubscribeExportReports";
+    let subscribe = pb::SubscribeExportReportsRequest::default();
+    let reply = raw
+        .unary_with(stream, &subscribe, &[("grpc-timeout", "0m")])
+        .await;
+    assert_eq!(reply.grpc_status, "4", "a stream whose deadline has passed");
+    assert_eq!(*server.subscribers().borrow(), 0);
+}
