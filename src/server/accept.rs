@@ -9,8 +9,11 @@
 //!   closed: idle and half-open sockets cannot pile up.
 //! - Handshakes run on their own tasks, so a slow client never holds up
 //!   the accept loop.
-//! - When the process is out of file descriptors (EMFILE, ENFILE), the loop
-//!   backs off and logs instead of spinning on the error.
+//! - An accept error that belongs to one connection (its peer reset or
+//!   aborted it first, or a network error pending on it) is skipped. Any
+//!   other (out of file descriptors, ENOMEM, ENOBUFS, ...) is the
+//!   process's, and would come back at once: the loop backs off, doubling
+//!   up to a second, and logs it at WARN, rate-limited.
 //! - The streams each client opens are counted as they are read
 //!   (`opened_streams`), for `answer_turn`.
 
@@ -36,7 +39,7 @@ use crate::api::caller::Peer;
 /// The first bytes of every HTTP/2 connection (RFC 9113, section 3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Accept-loop backoff bounds when the process is out of descriptors.
+/// Accept-loop backoff bounds after an error that is not one connection's.
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -169,15 +172,23 @@ async fn accept_loop(
                 backoff = MIN_BACKOFF;
                 accepted
             }
+            Err(error) if is_one_connections(&error) => {
+                tracing::debug!(%error, "a connection failed before it was accepted");
+                continue;
+            }
             Err(error) => {
-                if is_out_of_descriptors(&error) {
-                    log.event("out_of_file_descriptors", None, &error.to_string());
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                let kind = if is_out_of_descriptors(&error) {
+                    "out_of_file_descriptors"
                 } else {
-                    // Per-connection errors (a reset before accept): go on.
-                    tracing::debug!(%error, "accept failed");
-                }
+                    "accept_failed"
+                };
+                log.event(
+                    kind,
+                    None,
+                    &format!("{error}; accepting again in {backoff:?}"),
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
@@ -265,6 +276,23 @@ fn set_socket_options(socket: &TcpStream, keepalive: Option<Duration>) -> io::Re
     Ok(())
 }
 
+/// An accept error that only the connection being accepted has: its peer
+/// reset or aborted it, or (accept(2) on Linux) a network error already
+/// pending on it, which accept reports in its place.
+fn is_one_connections(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    ) || matches!(
+        error.raw_os_error(),
+        // EPERM (a firewall rule), ENONET, EPROTO, ENOPROTOOPT, EOPNOTSUPP,
+        // ENETDOWN, ENETUNREACH, EHOSTDOWN, EHOSTUNREACH.
+        Some(1 | 64 | 71 | 92 | 95 | 100 | 101 | 112 | 113)
+    )
+}
+
 fn is_out_of_descriptors(error: &io::Error) -> bool {
     // EMFILE (24): this process; ENFILE (23): the whole system.
     matches!(error.raw_os_error(), Some(23 | 24))
@@ -295,6 +323,30 @@ mod tests {
             addr,
             accepted_connections(listener, config, SecurityLog::default()),
         )
+    }
+
+    #[test]
+    fn only_a_connections_own_accept_errors_are_skipped_without_backing_off() {
+        let os = io::Error::from_raw_os_error;
+        for skipped in [
+            io::Error::from(io::ErrorKind::ConnectionAborted),
+            io::Error::from(io::ErrorKind::ConnectionReset),
+            os(103), // ECONNABORTED
+            os(71),  // EPROTO
+            os(113), // EHOSTUNREACH
+        ] {
+            assert!(is_one_connections(&skipped), "{skipped}");
+        }
+        for backs_off in [
+            os(24),  // EMFILE
+            os(23),  // ENFILE
+            os(12),  // ENOMEM
+            os(105), // ENOBUFS
+            os(22),  // EINVAL: the listener itself is broken
+            io::Error::other("anything else"),
+        ] {
+            assert!(!is_one_connections(&backs_off), "{backs_off}");
+        }
     }
 
     #[tokio::test]
