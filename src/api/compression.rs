@@ -6,12 +6,12 @@
 //! server chooses (gRPC lets it; each message says whether it is
 //! compressed):
 //! - a unary answer under `MIN_COMPRESSED_ANSWER_BYTES` is sent plain:
-//!   below about a TCP segment compression saves no packet, and gzip cost
-//!   a grpcio client's Get ~30 µs of server CPU (86 against 64 µs a call);
+//!   below about a TCP segment compression saves no packet, and gzip's
+//!   set-up costs more server CPU than the rest of a Get;
 //! - `SubscribeExportReports` streams plain (`accepting_compressed`): an
 //!   event is a few hundred bytes encoded once for every subscriber, and
-//!   compressing each copy cost ~140 µs (gzip's state is set up per
-//!   message) to make it no smaller.
+//!   compressing each copy sets gzip's state up per message to make it
+//!   no smaller.
 
 use tonic::codec::{CompressionEncoding, SingleMessageCompressionOverride};
 use tonic::codegen::http;

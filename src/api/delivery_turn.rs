@@ -6,8 +6,8 @@
 //! h2 wakes the connection's task. tokio's multi-threaded runtime puts a
 //! task woken from a running task in its LIFO slot and runs it next, so
 //! the connection ran after every single subscription and wrote one frame
-//! per `writev`: about 9 µs of server CPU a delivery at 10 reports/s to
-//! 10,000 subscribers, against 1 µs when frames go out together.
+//! per `writev`: the kernel's side of those writes was most of a
+//! delivery's CPU at low report rates (BENCHMARKS.md, fanout).
 //!
 //! The runtime runs the LIFO task next only while the running task has
 //! cooperative budget left; otherwise it queues it behind the tasks

@@ -14,12 +14,11 @@
 //! after a delivery): tokio then queues the connection behind the calls already woken, and it
 //! writes their answers in one go. A connection's only call keeps its
 //! turn: nothing would be written with it, and running the connection
-//! from the queue rather than next cost 1.4 µs a call (4 connections with
-//! one call each, measured). An answer that had to wait (a write waiting
+//! from the queue rather than next costs more than it saves (BENCHMARKS.md,
+//! the 4x1 shape). An answer that had to wait (a write waiting
 //! for the committer) keeps its turn too: such answers are woken one at a
 //! time from another thread, and holding their connection back made Gets
-//! beside 64 paced writers under `--fsync never` wait: a p99 of 3.0–3.5 ms
-//! in four runs of five, against 0.6–1.1 ms in five of six without
+//! beside paced writers wait several times longer at p99
 //! (`tradewire-bench readwrite`).
 //!
 //! The calls a connection has opened are counted by the accept path as

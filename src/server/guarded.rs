@@ -1,7 +1,7 @@
 //! `Guarded`, the answer of a layer without a box: a refusal made at once,
 //! or the inner service's answer with a `Finish` applied to it. Every layer
-//! of the stack answers through it (boxing a future per layer cost 8% of a
-//! Get).
+//! of the stack answers through it: a box per layer per call is an
+//! allocation and a free on every call, for nothing.
 
 use std::future::Future;
 use std::pin::Pin;
