@@ -87,12 +87,19 @@ enum TokenCommand {
     },
 }
 
+/// What logging holds until exit: the log writer's guard (dropping it
+/// writes the lines still queued) and the span exporter, to flush.
+struct Tracing {
+    _log: tracing_appender::non_blocking::WorkerGuard,
+    provider: Option<SdkTracerProvider>,
+}
+
 /// Logs to standard output in `format`, and, with `otlp_endpoint`, spans to
-/// that collector (the provider is returned, to flush at exit).
-fn init_tracing(
-    format: LogFormat,
-    otlp_endpoint: Option<&str>,
-) -> Result<Option<SdkTracerProvider>, String> {
+/// that collector. Lines are formatted where they happen and written by a
+/// thread of their own, so a call's log line costs its worker no `write`
+/// syscall; when that thread falls behind by a full queue, loggers wait
+/// rather than lose lines.
+fn init_tracing(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Tracing, String> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
@@ -119,14 +126,20 @@ fn init_tracing(
         }
         None => (None, None),
     };
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("tradewire-log")
+        .finish(std::io::stdout());
     let registry = tracing_subscriber::registry().with(filter).with(traces);
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     match format {
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).init(),
-        LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json())
-            .init(),
+        LogFormat::Text => registry.with(lines).init(),
+        LogFormat::Json => registry.with(lines.json()).init(),
     }
-    Ok(provider)
+    Ok(Tracing {
+        _log: guard,
+        provider,
+    })
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
@@ -269,15 +282,15 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => {
-            let provider = match init_tracing(args.log_format, args.otlp_endpoint.as_deref()) {
-                Ok(provider) => provider,
+            let mut logging = match init_tracing(args.log_format, args.otlp_endpoint.as_deref()) {
+                Ok(logging) => logging,
                 Err(error) => {
                     eprintln!("tradewire: {error}");
                     return ExitCode::FAILURE;
                 }
             };
             let outcome = serve(*args).await;
-            if let Some(provider) = provider {
+            if let Some(provider) = logging.provider.take() {
                 // Sends the spans still batched; it blocks, so off the
                 // runtime's workers, which drive the exporter's channel.
                 let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
