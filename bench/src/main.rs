@@ -151,11 +151,13 @@ async fn run(cli: Cli) -> Result<(Vec<Table>, Opts), BenchError> {
     };
     let mut tables = Vec::new();
     let modes = match cli.mode {
+        // `scale` measures this process's own memory, so it runs first,
+        // before the other modes have grown the heap it would reuse.
         Mode::All => vec![
+            "scale",
             "unary",
             "clients",
             "fanout",
-            "scale",
             "durability",
             "readwrite",
             "snapshot",

@@ -88,6 +88,15 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
         let load_secs = started.elapsed().as_secs_f64();
         let rss = proc::rss_bytes(pid).unwrap_or(0);
         let per_record = rss.saturating_sub(rss_before) as f64 / size as f64;
+        // A record's fields alone are over 100 bytes: less growth means the
+        // store reused memory freed earlier in this process, not that it
+        // is small.
+        if size >= 100_000 && per_record < 100.0 {
+            return Err(format!(
+                "RSS grew {per_record:.0} bytes a record over {size} records: the heap was already grown; run scale in a fresh process; refusing to report"
+            )
+            .into());
+        }
         for (q, query) in queries().iter().enumerate() {
             let filter = store.filter(Some(&query.filter))?;
             let mut hist = histogram();

@@ -22,6 +22,14 @@ async fn free_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
+async fn connect(addr: SocketAddr) -> tonic::transport::Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
 async fn scrape(addr: SocketAddr) -> String {
     let mut socket = TcpStream::connect(addr).await.unwrap();
     socket
@@ -66,11 +74,7 @@ async fn a_scrape_after_real_calls_shows_exact_counts() {
         "--metrics-listen".as_ref(),
         metrics.to_string().as_ref(),
     ]);
-    let channel = Endpoint::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = connect(server.addr).await;
     let mut trade = TradeServiceClient::new(channel.clone());
     let created = trade
         .create_trade_record(pb::CreateTradeRecordRequest {
@@ -231,11 +235,7 @@ async fn concurrent_writers_under_fsync_always_share_commit_groups() {
         "--metrics-listen".as_ref(),
         metrics.to_string().as_ref(),
     ]);
-    let channel = Endpoint::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = connect(server.addr).await;
     const WRITES: i32 = 256;
     let mut writers = tokio::task::JoinSet::new();
     for k in 0..64 {
