@@ -24,22 +24,9 @@ use tonic::codegen::http;
 use tower::Layer;
 
 use super::guarded::{Finish, Guarded, Inner, answers_with};
-use super::methods::Access;
+use super::methods::{Access, Scope};
 use super::security_log::SecurityLog;
 use crate::api::caller::{Caller, Peer};
-
-/// What a token may do. `Admin` may do everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Get, List, Summarize, Breakdown, and the streams.
-    Read,
-    /// Create and delete trade records and announcements.
-    Write,
-    /// Publish export reports.
-    Publish,
-    /// Everything.
-    Admin,
-}
 
 impl Scope {
     fn parse(name: &str) -> Option<Scope> {

@@ -17,8 +17,21 @@ use std::sync::OnceLock;
 
 use prost_reflect::DescriptorPool;
 
-use super::auth::Scope;
 use crate::pb;
+
+/// What a token may do, as a method's `required_scope` names it. `Admin`
+/// may do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Get, List, Summarize, Breakdown, and the streams.
+    Read,
+    /// Create and delete trade records and announcements.
+    Write,
+    /// Publish export reports.
+    Publish,
+    /// Everything.
+    Admin,
+}
 
 /// Who may call a method when tokens are required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
