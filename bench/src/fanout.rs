@@ -23,6 +23,8 @@ use crate::sample;
 use crate::servers::{self, BenchError, ServerProcess};
 use crate::table::{Table, Target};
 
+mod grpcio;
+
 /// What a subscriber sees of an event.
 #[derive(Debug, Clone, Copy)]
 enum Seen {
@@ -329,52 +331,6 @@ pub(crate) async fn measure_across(
     })
 }
 
-/// Python grpcio subscribers (`bench/clients/grpcio_subscribers.py`) on
-/// one channel while reports are published at `rate`.
-async fn grpcio_subscribers(
-    server: &ServerProcess,
-    subscribers: usize,
-    rate: f64,
-    duration: Duration,
-) -> Result<serde_json::Value, BenchError> {
-    let reports = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
-    let mut child = std::process::Command::new("python3")
-        .arg(GRPCIO_SUBSCRIBERS)
-        .arg(server.addr.to_string())
-        .arg(subscribers.to_string())
-        .arg(reports.to_string())
-        .arg((duration.as_secs_f64() + 60.0).to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let (lines_tx, mut lines) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let ready = tokio::time::timeout(Duration::from_secs(90), lines.recv()).await;
-    if !matches!(&ready, Ok(Some(line)) if line == "ready") {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(format!("grpcio subscribers did not get ready: {ready:?}").into());
-    }
-    publish(server, rate, duration).await?;
-    let summary = tokio::time::timeout(duration + Duration::from_secs(90), lines.recv()).await;
-    let _ = child.wait();
-    let Ok(Some(summary)) = summary else {
-        return Err("grpcio subscribers did not report".into());
-    };
-    let summary: serde_json::Value = serde_json::from_str(&summary)?;
-    if summary["lost"] != 0 || summary["duplicated"] != 0 {
-        return Err(format!("grpcio subscribers: {summary}; refusing to report").into());
-    }
-    Ok(summary)
-}
-
-const GRPCIO_SUBSCRIBERS: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/clients/grpcio_subscribers.py");
-
 pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
     let mut table = Table::new(
         format!(
@@ -506,7 +462,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
     }
     let python = if opts.smoke { 20 } else { 300 };
     for (kind, server) in [("floor", &floor), ("tradewire", &ours)] {
-        let summary = grpcio_subscribers(server, python, 10.0, opts.duration).await?;
+        let summary = grpcio::subscribers(server, python, 10.0, opts.duration).await?;
         if kind == "tradewire" {
             let (lost, duplicated) = (summary["lost"].clone(), summary["duplicated"].clone());
             table.target(Target::holds(
