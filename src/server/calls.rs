@@ -183,10 +183,10 @@ answers_with!(Calls, Guarded<S::Future, Observe>);
 impl<S: Inner> Calls<S> {
     fn answer(&mut self, request: http::Request<Body>) -> Guarded<S::Future, Observe> {
         let path = request.uri().path();
-        let streaming = super::limits::is_streaming(path);
+        let method = lookup(path);
         let call = Call {
-            called: lookup(path).map_or_else(|| Called::Other(path.into()), Called::Known),
-            streaming,
+            streaming: method.is_some_and(|m| m.server_streaming),
+            called: method.map_or_else(|| Called::Other(path.into()), Called::Known),
             started: Instant::now(),
             peer: request.extensions().get::<Peer>().map(|p| p.addr),
             metrics: self.metrics,

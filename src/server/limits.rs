@@ -37,12 +37,6 @@ pub(super) fn is_streaming(path: &str) -> bool {
     super::methods::lookup(path).is_some_and(|m| m.server_streaming)
 }
 
-/// Whether the method at `path` takes a stream of request messages
-/// (reflection), which the one-message body limit does not apply to.
-fn takes_a_stream(path: &str) -> bool {
-    super::methods::lookup(path).is_some_and(|m| m.client_streaming)
-}
-
 fn peer<B>(request: &http::Request<B>) -> Option<std::net::SocketAddr> {
     request.extensions().get::<Peer>().map(|c| c.addr)
 }
@@ -198,8 +192,8 @@ impl<S: Inner> RequestBodyLimit<S> {
         &mut self,
         request: http::Request<Body>,
     ) -> Guarded<S::Future, TooLargeIsResourceExhausted> {
-        let path = request.uri().path();
-        let request = if takes_a_stream(path) {
+        let method = super::methods::lookup(request.uri().path());
+        let request = if method.is_some_and(|m| m.client_streaming) {
             request
         } else {
             let config = Arc::clone(&self.config);
@@ -207,7 +201,7 @@ impl<S: Inner> RequestBodyLimit<S> {
             let deadline = Instant::now() + config.receive_timeout;
             // A unary call's deadline layer watches its arrival; a stream
             // (no deadline by default) keeps a timer of its own.
-            let arrival = (!is_streaming(path)).then(|| {
+            let arrival = (!method.is_some_and(|m| m.server_streaming)).then(|| {
                 Arc::new(Arrival {
                     whole: AtomicBool::new(false),
                     by: deadline,
