@@ -25,11 +25,7 @@ impl Target {
         bound: f64,
         measured: impl Into<String>,
     ) -> Target {
-        Target {
-            what: format!("{} (>= {bound})", what.into()),
-            measured: measured.into(),
-            met: value >= bound,
-        }
+        Target::bounded(what.into(), ">=", value >= bound, bound, measured.into())
     }
 
     /// Met when `value <= bound`.
@@ -39,10 +35,14 @@ impl Target {
         bound: f64,
         measured: impl Into<String>,
     ) -> Target {
+        Target::bounded(what.into(), "<=", value <= bound, bound, measured.into())
+    }
+
+    fn bounded(what: String, relation: &str, met: bool, bound: f64, measured: String) -> Target {
         Target {
-            what: format!("{} (<= {bound})", what.into()),
-            measured: measured.into(),
-            met: value <= bound,
+            what: format!("{what} ({relation} {bound})"),
+            measured,
+            met,
         }
     }
 
