@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 mod cli;
 mod flags;
+mod log_writer;
 
 use flags::{LogFormat, ServeArgs};
 
@@ -90,15 +91,14 @@ enum TokenCommand {
 /// What logging holds until exit: the log writer's guard (dropping it
 /// writes the lines still queued) and the span exporter, to flush.
 struct Tracing {
-    _log: tracing_appender::non_blocking::WorkerGuard,
+    _log: log_writer::Guard,
     provider: Option<SdkTracerProvider>,
 }
 
 /// Logs to standard output in `format`, and, with `otlp_endpoint`, spans to
-/// that collector. Lines are formatted where they happen and written by a
-/// thread of their own, so a call's log line costs its worker no `write`
-/// syscall; when that thread falls behind by a full queue, loggers wait
-/// rather than lose lines.
+/// that collector. Lines are formatted where they happen and written out
+/// in batches by a thread of their own (`log_writer`), so a call's log
+/// line costs its worker no syscall and no wake-up.
 fn init_tracing(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Tracing, String> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -126,12 +126,14 @@ fn init_tracing(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Tracin
         }
         None => (None, None),
     };
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("tradewire-log")
-        .finish(std::io::stdout());
+    let (writer, guard) = log_writer::log_writer(std::io::stdout())
+        .map_err(|e| format!("cannot start the log's writer thread: {e}"))?;
     let registry = tracing_subscriber::registry().with(filter).with(traces);
-    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    // Colours only for a person at a terminal: escape codes in a file or a
+    // pipe are noise to every log reader.
+    let lines = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(writer);
     match format {
         LogFormat::Text => registry.with(lines).init(),
         LogFormat::Json => registry.with(lines.json()).init(),
