@@ -30,6 +30,7 @@ mod error;
 mod hub;
 mod server;
 mod store;
+mod turn;
 
 /// Generated `tradewire.v1` types, clients and servers.
 pub mod pb {

@@ -1,11 +1,10 @@
 //! Who is calling: the connection, which the accept path puts in every
 //! request's extensions (through tonic's connect info), and the name of the
-//! caller's token, which the auth layer puts there. Handlers read them to
+//! caller's token, which admission puts there. Handlers read them to
 //! log who wrote what and to count subscriber shares.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use tonic::Request;
 
@@ -17,17 +16,6 @@ pub(crate) struct Peer {
     /// Unique per process.
     pub(crate) id: u64,
     pub(crate) addr: SocketAddr,
-    /// Its calls, opened and answered.
-    pub(crate) calls: Arc<CallCounts>,
-}
-
-/// A connection's calls: how many its client has opened (HTTP/2 streams,
-/// counted by the accept path as it reads them) and how many of those
-/// have been answered (counted by `server::answer_turn`).
-#[derive(Debug, Default)]
-pub(crate) struct CallCounts {
-    pub(crate) opened: AtomicU64,
-    pub(crate) answered: AtomicU64,
 }
 
 /// The name of the caller's token, or "anonymous".

@@ -27,6 +27,8 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use tokio::task::coop;
 
+use crate::turn::end_turn;
+
 pin_project_lite::pin_project! {
     /// A stream of deliveries that ends its task's turn after handing one
     /// (or a batch) over.
@@ -80,27 +82,6 @@ impl<S: Stream> Stream for DeliveryTurn<S> {
                 }
                 Poll::Pending
             }
-        }
-    }
-}
-
-/// tokio's budget for one turn of a task.
-const TURN_BUDGET: usize = 128;
-
-/// Spends what is left of the running task's cooperative budget, without
-/// asking to be woken (the last unit is spent successfully), so that a
-/// task it woke runs after those already queued rather than next. Bounded:
-/// a task run unconstrained (`coop::unconstrained`, or outside a runtime)
-/// has a budget that never runs out. `server::answer_turn` uses it for
-/// unary answers.
-pub(crate) fn end_turn(cx: &mut Context<'_>) {
-    for _ in 0..TURN_BUDGET {
-        if !coop::has_budget_remaining() {
-            break;
-        }
-        match coop::poll_proceed(cx) {
-            Poll::Ready(spent) => spent.made_progress(),
-            Poll::Pending => break,
         }
     }
 }
@@ -204,60 +185,5 @@ mod tests {
             Poll::Ready(())
         })
         .await;
-    }
-
-    /// What `end_turn` is for, on tokio's multi-threaded runtime: a task
-    /// woken by a task that then ends its turn runs after the tasks
-    /// already queued, not next.
-    #[test]
-    fn a_task_woken_before_the_turn_ends_runs_after_those_queued() {
-        for end_the_turn in [true, false] {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .build()
-                .unwrap();
-            let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            let seen = std::sync::Arc::clone(&order);
-            runtime.block_on(async move {
-                let (connection, other) = tokio::spawn(async move {
-                    let (wake, woken) = tokio::sync::oneshot::channel::<()>();
-                    let log = std::sync::Arc::clone(&seen);
-                    let connection = tokio::spawn(async move {
-                        let _ = woken.await;
-                        log.lock().unwrap().push("connection");
-                    });
-                    // The connection waits on its channel.
-                    tokio::task::yield_now().await;
-                    let log = std::sync::Arc::clone(&seen);
-                    let other = tokio::spawn(async move {
-                        log.lock().unwrap().push("other call");
-                    });
-                    let mut wake = Some(wake);
-                    poll_fn(|cx| {
-                        if let Some(wake) = wake.take() {
-                            let _ = wake.send(());
-                        }
-                        if end_the_turn {
-                            end_turn(cx);
-                        }
-                        Poll::Ready(())
-                    })
-                    .await;
-                    (connection, other)
-                })
-                .await
-                .unwrap();
-                connection.await.unwrap();
-                other.await.unwrap();
-            });
-            drop(runtime);
-            let order = order.lock().unwrap().clone();
-            let expected = if end_the_turn {
-                ["other call", "connection"]
-            } else {
-                ["connection", "other call"]
-            };
-            assert_eq!(order, expected, "end the turn: {end_the_turn}");
-        }
     }
 }

@@ -9,19 +9,19 @@
 //!   closed: idle and half-open sockets cannot pile up.
 //! - Handshakes run on their own tasks, so a slow client never holds up
 //!   the accept loop.
+//! - The first write after a read that opened several calls waits one turn
+//!   (`Connection::wait_a_turn`), so their answers leave in one write.
 //! - An accept error that belongs to one connection (its peer reset or
 //!   aborted it first, or a network error pending on it) is skipped. Any
 //!   other (out of file descriptors, ENOMEM, ENOBUFS, ...) is the
 //!   process's, and would come back at once: the loop backs off, doubling
 //!   up to a second, and logs it at WARN, rate-limited.
-//! - The streams each client opens are counted as they are read
-//!   (`opened_streams`), for `answer_turn`.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -59,14 +59,62 @@ enum Io {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
-/// Calls `$method` on whichever stream `$io` is.
-macro_rules! on_io {
-    ($io:expr, $stream:ident => $call:expr) => {
-        match $io {
-            Io::Plain($stream) => $call,
-            Io::Tls($stream) => $call,
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s).poll_read(cx, buf),
         }
-    };
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
 }
 
 /// An accepted connection that passed its handshake: the preface already
@@ -76,7 +124,11 @@ pub(crate) struct Connection {
     preface: Bytes,
     io: Io,
     info: Peer,
+    /// Where the client's bytes are in their frames.
     streams: OpenedStreams,
+    /// A read opened more than one call since the last write: the next
+    /// write waits one turn (`wait_a_turn`).
+    write_waits: bool,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -101,12 +153,31 @@ impl AsyncRead for Connection {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        let read = on_io!(&mut self.io, s => Pin::new(s).poll_read(cx, buf));
+        let read = Pin::new(&mut self.io).poll_read(cx, buf);
         let opened = self.streams.feed(&buf.filled()[before..]);
-        if opened > 0 {
-            self.info.calls.opened.fetch_add(opened, Ordering::Relaxed);
+        if opened > 1 {
+            self.write_waits = true;
         }
         read
+    }
+}
+
+impl Connection {
+    /// The first write after a read that opened several calls waits one
+    /// turn of the connection's task. hyper answers each call on a task of
+    /// its own, and h2 wakes the connection's task as soon as one answer
+    /// is ready; tokio runs a task woken that way next, so without the
+    /// wait a connection whose client sent many calls at once wrote once
+    /// per answer. Waking itself puts the connection behind the calls
+    /// already woken, and their answers leave in one write. After a read
+    /// of one call there is nothing to wait for, and the extra turn would
+    /// cost the call (BENCHMARKS.md, `clients`, 1x1 and 4x1).
+    fn wait_a_turn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::take(&mut self.write_waits) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(())
     }
 }
 
@@ -116,7 +187,8 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        on_io!(&mut self.io, s => Pin::new(s).poll_write(cx, buf))
+        ready!(self.wait_a_turn(cx));
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -124,19 +196,20 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        on_io!(&mut self.io, s => Pin::new(s).poll_write_vectored(cx, bufs))
+        ready!(self.wait_a_turn(cx));
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        on_io!(&self.io, s => s.is_write_vectored())
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        on_io!(&mut self.io, s => Pin::new(s).poll_flush(cx))
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        on_io!(&mut self.io, s => Pin::new(s).poll_shutdown(cx))
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -207,7 +280,6 @@ async fn accept_loop(
         let info = Peer {
             id: ids.fetch_add(1, Ordering::Relaxed),
             addr: peer,
-            calls: Arc::default(),
         };
         let config = config.clone();
         let log = log.clone();
@@ -250,7 +322,7 @@ async fn handshake(
         Some(tls) => Io::Tls(Box::new(tls.acceptor().accept(socket).await?)),
     };
     let mut preface = [0u8; PREFACE.len()];
-    on_io!(&mut io, s => s.read_exact(&mut preface).await)?;
+    io.read_exact(&mut preface).await?;
     if &preface != PREFACE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -262,6 +334,7 @@ async fn handshake(
         io,
         info,
         streams: OpenedStreams::default(),
+        write_waits: false,
         _slot: slot,
     })
 }
@@ -299,162 +372,4 @@ fn is_out_of_descriptors(error: &io::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::net::SocketAddr;
-
-    use tokio::io::AsyncWriteExt;
-    use tokio_stream::StreamExt;
-
-    use super::*;
-
-    fn config(max_connections: usize) -> AcceptConfig {
-        AcceptConfig {
-            max_connections,
-            handshake_timeout: Duration::from_secs(5),
-            tcp_keepalive: Some(Duration::from_secs(60)),
-            tls: None,
-        }
-    }
-
-    async fn listen(config: AcceptConfig) -> (SocketAddr, ReceiverStream<io::Result<Connection>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        (
-            addr,
-            accepted_connections(listener, config, SecurityLog::default()),
-        )
-    }
-
-    #[test]
-    fn only_a_connections_own_accept_errors_are_skipped_without_backing_off() {
-        let os = io::Error::from_raw_os_error;
-        for skipped in [
-            io::Error::from(io::ErrorKind::ConnectionAborted),
-            io::Error::from(io::ErrorKind::ConnectionReset),
-            os(103), // ECONNABORTED
-            os(71),  // EPROTO
-            os(113), // EHOSTUNREACH
-        ] {
-            assert!(is_one_connections(&skipped), "{skipped}");
-        }
-        for backs_off in [
-            os(24),  // EMFILE
-            os(23),  // ENFILE
-            os(12),  // ENOMEM
-            os(105), // ENOBUFS
-            os(22),  // EINVAL: the listener itself is broken
-            io::Error::other("anything else"),
-        ] {
-            assert!(!is_one_connections(&backs_off), "{backs_off}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_connection_with_the_preface_is_served_and_the_preface_replayed() {
-        let (addr, mut incoming) = listen(config(4)).await;
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        client.write_all(PREFACE).await.unwrap();
-        client.write_all(b"more").await.unwrap();
-        let mut accepted = incoming.next().await.unwrap().unwrap();
-        assert_eq!(accepted.info.addr, client.local_addr().unwrap());
-        let mut read = vec![0u8; PREFACE.len() + 4];
-        accepted.read_exact(&mut read).await.unwrap();
-        assert_eq!(&read[..PREFACE.len()], PREFACE);
-        assert_eq!(&read[PREFACE.len()..], b"more");
-    }
-
-    #[tokio::test]
-    async fn the_streams_a_client_opens_are_counted_as_they_are_read() {
-        let (addr, mut incoming) = listen(config(4)).await;
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        client.write_all(PREFACE).await.unwrap();
-        let mut accepted = incoming.next().await.unwrap().unwrap();
-        // SETTINGS, then HEADERS on streams 1 and 3 (5-byte payloads).
-        let mut frames = vec![0, 0, 0, 0x4, 0, 0, 0, 0, 0];
-        for id in [1u8, 3] {
-            frames.extend_from_slice(&[0, 0, 5, 0x1, 0x4, 0, 0, 0, id, 1, 2, 3, 4, 5]);
-        }
-        client.write_all(&frames).await.unwrap();
-        let mut read = vec![0u8; PREFACE.len() + frames.len()];
-        accepted.read_exact(&mut read).await.unwrap();
-        assert_eq!(&read[PREFACE.len()..], &frames[..]);
-        assert_eq!(accepted.info.calls.opened.load(Ordering::Relaxed), 2);
-    }
-
-    /// Through the accept loop itself: a test that called
-    /// `set_socket_options` would pass with the call removed from the path.
-    #[tokio::test]
-    async fn accepted_sockets_get_nodelay_and_keepalive_or_not() {
-        for keepalive in [Some(Duration::from_secs(60)), None] {
-            let (addr, mut incoming) = listen(AcceptConfig {
-                tcp_keepalive: keepalive,
-                ..config(4)
-            })
-            .await;
-            let mut client = TcpStream::connect(addr).await.unwrap();
-            assert!(!client.nodelay().unwrap(), "sockets start without it");
-            client.write_all(PREFACE).await.unwrap();
-            let accepted = incoming.next().await.unwrap().unwrap();
-            let Io::Plain(socket) = &accepted.io else {
-                panic!("a plaintext listener yields plain sockets");
-            };
-            assert!(socket.nodelay().unwrap(), "TCP_NODELAY");
-            assert_eq!(
-                socket2::SockRef::from(socket).keepalive().unwrap(),
-                keepalive.is_some(),
-                "SO_KEEPALIVE"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn a_connection_without_the_preface_is_closed_after_the_timeout() {
-        let (addr, mut incoming) = listen(AcceptConfig {
-            handshake_timeout: Duration::from_millis(200),
-            ..config(4)
-        })
-        .await;
-        let connected = std::time::Instant::now();
-        let mut idle = TcpStream::connect(addr).await.unwrap();
-        let mut partial = TcpStream::connect(addr).await.unwrap();
-        partial.write_all(&PREFACE[..10]).await.unwrap();
-        for socket in [&mut idle, &mut partial] {
-            let mut buf = [0u8; 1];
-            let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
-                .await
-                .expect("the server closes the connection");
-            assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
-        }
-        assert!(
-            connected.elapsed() >= Duration::from_millis(180),
-            "closed by the timeout, not before it"
-        );
-        // A well-behaved client still gets through.
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        client.write_all(PREFACE).await.unwrap();
-        assert!(incoming.next().await.unwrap().is_ok());
-    }
-
-    #[tokio::test]
-    async fn connections_past_the_maximum_are_closed_at_once_until_one_leaves() {
-        let (addr, mut incoming) = listen(config(2)).await;
-        let mut held = Vec::new();
-        for _ in 0..2 {
-            let mut client = TcpStream::connect(addr).await.unwrap();
-            client.write_all(PREFACE).await.unwrap();
-            held.push((client, incoming.next().await.unwrap().unwrap()));
-        }
-        let mut refused = TcpStream::connect(addr).await.unwrap();
-        let mut buf = [0u8; 1];
-        // Well under the 5 s handshake timeout, so waiting for it fails.
-        let read = tokio::time::timeout(Duration::from_secs(1), refused.read(&mut buf))
-            .await
-            .expect("refused at once, not after the handshake timeout");
-        assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
-        drop(held.pop());
-        // The slot is free again once the connection is gone.
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        client.write_all(PREFACE).await.unwrap();
-        assert!(incoming.next().await.unwrap().is_ok());
-    }
-}
+mod tests;

@@ -1,5 +1,6 @@
-//! Scoped bearer tokens, checked by a tower layer (server interceptors do
-//! not see the method path, and the scope a call needs depends on it).
+//! Scoped bearer tokens, checked by admission (`admission`) against the
+//! scope the method's contract declares (server interceptors do not see
+//! the method, and the scope a call needs depends on it).
 //!
 //! The tokens file lists one token a line, `name scopes sha256`: the name
 //! that logs show, the comma-separated scopes, and the SHA-256 of the
@@ -21,12 +22,8 @@ use subtle::ConstantTimeEq;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tower::Layer;
 
-use super::guarded::{Finish, Guarded, Inner, answers_with};
-use super::methods::{Access, Scope};
-use super::security_log::SecurityLog;
-use crate::api::caller::{Caller, Peer};
+use super::methods::{Access, Method, Scope};
 
 impl Scope {
     fn parse(name: &str) -> Option<Scope> {
@@ -182,78 +179,45 @@ impl Tokens {
     }
 }
 
-/// Puts the caller's name into the response's extensions too, for the
-/// call layer outside this one, which logs it.
-pub(crate) struct NamedCaller(Option<Arc<str>>);
-
-impl Finish for NamedCaller {
-    fn finish(self, response: &mut http::Response<Body>) {
-        if let Some(name) = self.0 {
-            response.extensions_mut().insert(Caller(name));
-        }
-    }
-}
-
 /// The scope a method needs, as its contract declares it (the method
 /// table), or `None` for methods open to all. A path the server does not
 /// serve needs `admin`: it is answered UNIMPLEMENTED, and only to a caller
 /// who may call anything.
-fn required_scope(path: &str) -> Option<Scope> {
-    match super::methods::lookup(path).map(|m| m.access) {
+fn required_scope(method: Option<&Method>) -> Option<Scope> {
+    match method.map(|m| m.access) {
         Some(Access::Open) => None,
         Some(Access::Scoped(scope)) => Some(scope),
         None => Some(Scope::Admin),
     }
 }
 
-/// The token checks as a layer.
+/// The token checks.
 #[derive(Debug, Clone)]
-pub(crate) struct AuthLayer {
+pub(crate) struct Auth {
     tokens: Option<Tokens>,
     allow_anonymous_read: bool,
-    log: SecurityLog,
 }
 
-impl AuthLayer {
+impl Auth {
     /// `None` turns the checks off: every call is anonymous and allowed.
-    pub(crate) fn new(
-        tokens: Option<Tokens>,
-        allow_anonymous_read: bool,
-        log: SecurityLog,
-    ) -> Self {
-        AuthLayer {
+    pub(crate) fn new(tokens: Option<Tokens>, allow_anonymous_read: bool) -> Self {
+        Auth {
             tokens,
             allow_anonymous_read,
-            log,
         }
     }
-}
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Auth<S>;
-
-    fn layer(&self, inner: S) -> Auth<S> {
-        Auth {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The token checks around `S`.
-#[derive(Debug, Clone)]
-pub(crate) struct Auth<S> {
-    inner: S,
-    layer: AuthLayer,
-}
-
-impl AuthLayer {
-    /// The caller's name, or the status that refuses the call.
-    fn check(&self, request: &http::Request<Body>) -> Result<Arc<str>, Status> {
+    /// The caller's name (`None` when tokens are off: every caller is
+    /// anonymous), or the status that refuses the call.
+    pub(crate) fn check(
+        &self,
+        request: &http::Request<Body>,
+        method: Option<&Method>,
+    ) -> Result<Option<Arc<str>>, Status> {
         let Some(tokens) = &self.tokens else {
-            return Ok(Arc::from("anonymous"));
+            return Ok(None);
         };
-        let needed = required_scope(request.uri().path());
+        let needed = required_scope(method);
         let presented = request
             .headers()
             .get(http::header::AUTHORIZATION)
@@ -269,8 +233,8 @@ impl AuthLayer {
             .transpose()?;
         let Some(token) = presented else {
             return match needed {
-                None => Ok(Arc::from("anonymous")),
-                Some(Scope::Read) if self.allow_anonymous_read => Ok(Arc::from("anonymous")),
+                None => Ok(Some(Arc::from("anonymous"))),
+                Some(Scope::Read) if self.allow_anonymous_read => Ok(Some(Arc::from("anonymous"))),
                 Some(_) => Err(Status::unauthenticated(
                     "this method needs a token: send `authorization: Bearer <token>`",
                 )),
@@ -289,34 +253,7 @@ impl AuthLayer {
                     scope.name()
                 )))
             }
-            _ => Ok(Arc::clone(&entry.name)),
-        }
-    }
-}
-
-answers_with!(Auth, Guarded<S::Future, NamedCaller>);
-
-impl<S: Inner> Auth<S> {
-    fn answer(&mut self, mut request: http::Request<Body>) -> Guarded<S::Future, NamedCaller> {
-        if self.layer.tokens.is_none() {
-            // No tokens: every caller is anonymous, which is also what a
-            // request without a `Caller` means.
-            return Guarded::running(self.inner.call(request), NamedCaller(None));
-        }
-        match self.layer.check(&request) {
-            Ok(caller) => {
-                request.extensions_mut().insert(Caller(Arc::clone(&caller)));
-                Guarded::running(self.inner.call(request), NamedCaller(Some(caller)))
-            }
-            Err(status) => {
-                let peer = request.extensions().get::<Peer>().map(|c| c.addr);
-                self.layer.log.event(
-                    "auth_refused",
-                    peer,
-                    &format!("{} {}", request.uri().path(), status.message()),
-                );
-                Guarded::refused(status)
-            }
+            _ => Ok(Some(Arc::clone(&entry.name))),
         }
     }
 }
@@ -353,7 +290,7 @@ mod tests {
 
     #[test]
     fn methods_need_the_scope_their_contract_declares() {
-        let scope = |p| required_scope(p);
+        let scope = |p| required_scope(super::super::methods::lookup(p));
         assert_eq!(
             scope("/tradewire.v1.TradeService/GetTradeRecord"),
             Some(Scope::Read)

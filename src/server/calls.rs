@@ -16,6 +16,7 @@
 //! answer), and ends the call when the body ends or is dropped (a client
 //! that goes away is `CANCELLED`).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -26,10 +27,10 @@ use http_body::Frame;
 use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::{Code, Status};
-use tower::Layer;
+use tower::{Layer, Service};
 
-use super::guarded::{Finish, GRPC_STATUS, Guarded, Inner, answers_with};
-use super::methods::{Method, lookup};
+use super::methods::{CallMethod, Method, lookup};
+use super::stack::{GRPC_STATUS, Inner};
 use crate::api::caller::{Caller, Peer};
 
 /// The call layer; `metrics` turns the metrics on (the log line is always
@@ -144,33 +145,30 @@ impl Call {
     }
 }
 
-/// Hands the call to the response body once the answer is ready.
-pub(crate) struct Observe {
-    call: Call,
-}
-
-impl Finish for Observe {
-    fn finish(self, response: &mut http::Response<Body>) {
+impl Call {
+    /// Ends a unary call, or hands a stream's call to its response body,
+    /// once the answer is ready.
+    fn answered(self, response: &mut http::Response<Body>) {
         let in_headers = status_code(response.headers());
-        // The auth layer, inside this one, names the caller on the answer.
+        // Admission, inside this layer, names the caller on the answer.
         let caller = response
             .extensions()
             .get::<Caller>()
             .map(|c| Arc::clone(&c.0));
-        if !self.call.streaming {
+        if !self.streaming {
             // A unary answer is whole now: an error in its headers
             // (trailers-only), or one message and an OK in its trailers.
             let (code, sent) = match in_headers {
                 Some(code) => (code, 0),
                 None => (Code::Ok, 1),
             };
-            self.call.end(code, sent, caller.as_deref());
+            self.end(code, sent, caller.as_deref());
             return;
         }
         let body = std::mem::take(response.body_mut());
         *response.body_mut() = Body::new(ObservedBody {
             inner: body,
-            call: Some(self.call),
+            call: Some(self),
             caller,
             status: in_headers,
             messages: MessageCounter::default(),
@@ -178,10 +176,16 @@ impl Finish for Observe {
     }
 }
 
-answers_with!(Calls, Guarded<S::Future, Observe>);
+impl<S: Inner> Service<http::Request<Body>> for Calls<S> {
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Observed<S::Future>;
 
-impl<S: Inner> Calls<S> {
-    fn answer(&mut self, request: http::Request<Body>) -> Guarded<S::Future, Observe> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Observed<S::Future> {
         let path = request.uri().path();
         let method = lookup(path);
         let call = Call {
@@ -192,7 +196,38 @@ impl<S: Inner> Calls<S> {
             metrics: self.metrics,
         };
         call.start();
-        Guarded::running(self.inner.call(request), Observe { call })
+        if let Some(method) = method {
+            request.extensions_mut().insert(CallMethod(method));
+        }
+        Observed {
+            inner: self.inner.call(request),
+            call: Some(call),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call's answer, observed when it is ready.
+    pub(crate) struct Observed<F> {
+        #[pin]
+        inner: F,
+        call: Option<Call>,
+    }
+}
+
+impl<F, E> Future for Observed<F>
+where
+    F: Future<Output = Result<http::Response<Body>, E>>,
+{
+    type Output = Result<http::Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut answer = ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(call)) = (&mut answer, this.call.take()) {
+            call.answered(response);
+        }
+        Poll::Ready(answer)
     }
 }
 

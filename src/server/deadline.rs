@@ -1,12 +1,11 @@
-//! `DeadlineLayer`: a call's `grpc-timeout` is honoured. A unary call
-//! without one gets the server's default. A unary call past its deadline
-//! answers `DEADLINE_EXCEEDED`; a stream past its deadline ends with
-//! `DEADLINE_EXCEEDED` in its trailers. A unary call waits on one timer for
-//! its deadline and its request's arrival (`limits::Arrival`).
+//! Deadlines, as admission (`admission`) applies them: a call's
+//! `grpc-timeout` read as the gRPC spec writes it, and the body that ends
+//! a stream with `DEADLINE_EXCEEDED` in its trailers when its deadline
+//! passes. A unary call without a `grpc-timeout` gets the server's
+//! default; a stream without one has none.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -16,28 +15,10 @@ use tokio::time::{Instant, Sleep};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tower::Layer;
-
-use super::guarded::{Inner, answers_with};
-use super::limits::{Arrival, is_streaming, layer};
-
-/// Deadline settings.
-#[derive(Debug)]
-pub(crate) struct Deadlines {
-    /// For unary calls that carry no `grpc-timeout`.
-    pub(crate) unary_default: Duration,
-}
-
-layer!(
-    /// Ends calls at their deadline.
-    DeadlineLayer,
-    Deadline,
-    Deadlines
-);
 
 /// What a request's `grpc-timeout` says.
 #[derive(Debug, PartialEq, Eq)]
-enum Timeout {
+pub(crate) enum Timeout {
     /// No header: the server's default for a unary call, none for a stream.
     Absent,
     /// This long; zero has already passed.
@@ -48,7 +29,7 @@ enum Timeout {
 
 /// `grpc-timeout` as the spec writes it: at most 8 ASCII digits, then a
 /// unit (H, M, S, m, u, n).
-fn grpc_timeout(headers: &http::HeaderMap) -> Timeout {
+pub(crate) fn grpc_timeout(headers: &http::HeaderMap) -> Timeout {
     static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
     let Some(value) = headers.get(&GRPC_TIMEOUT) else {
         return Timeout::Absent;
@@ -75,7 +56,7 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Timeout {
 
 /// The refusal of a call whose `grpc-timeout` is malformed, quoting a
 /// short prefix of it.
-fn malformed(headers: &http::HeaderMap) -> Status {
+pub(crate) fn malformed(headers: &http::HeaderMap) -> Status {
     let value = headers
         .get("grpc-timeout")
         .map(|v| {
@@ -90,135 +71,30 @@ fn malformed(headers: &http::HeaderMap) -> Status {
     ))
 }
 
-fn deadline_exceeded(after: Duration) -> Status {
+/// The answer of a call whose deadline passed.
+pub(crate) fn exceeded(after: Duration) -> Status {
     Status::deadline_exceeded(format!("the call's deadline of {after:?} passed"))
-}
-
-answers_with!(Deadline, DeadlineAnswer<S::Future>);
-
-impl<S: Inner> Deadline<S> {
-    fn answer(&mut self, request: http::Request<Body>) -> DeadlineAnswer<S::Future> {
-        let streaming = is_streaming(request.uri().path());
-        let timeout = match grpc_timeout(request.headers()) {
-            Timeout::Given(timeout) if timeout.is_zero() => {
-                return DeadlineAnswer::Refused {
-                    status: Some(deadline_exceeded(timeout)),
-                };
-            }
-            Timeout::Malformed => {
-                return DeadlineAnswer::Refused {
-                    status: Some(malformed(request.headers())),
-                };
-            }
-            Timeout::Given(timeout) => Some(timeout),
-            Timeout::Absent if streaming => None,
-            Timeout::Absent => Some(self.config.unary_default),
-        };
-        let arrival = request.extensions().get::<Arc<Arrival>>().cloned();
-        let answer = self.inner.call(request);
-        match timeout {
-            None => DeadlineAnswer::Unbounded { inner: answer },
-            Some(timeout) => {
-                let deadline = Instant::now() + timeout;
-                DeadlineAnswer::Bounded {
-                    inner: answer,
-                    timer: None,
-                    timeout,
-                    deadline,
-                    streaming,
-                    arrival,
-                }
-            }
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The answer of a call with or without a deadline.
-    #[project = DeadlineProj]
-    pub(crate) enum DeadlineAnswer<F> {
-        // Answered without calling the handler: a deadline that has
-        // already passed, or a malformed one.
-        Refused { status: Option<Status> },
-        Unbounded { #[pin] inner: F },
-        Bounded {
-            #[pin] inner: F,
-            // Made on the first wait: most unary answers are ready on their
-            // first poll, and a timer they never wait on is work (and
-            // bytes moved with the future) for nothing.
-            timer: Option<Pin<Box<Sleep>>>,
-            timeout: Duration,
-            deadline: Instant,
-            streaming: bool,
-            arrival: Option<Arc<Arrival>>,
-        },
-    }
-}
-
-impl<F, E> Future for DeadlineAnswer<F>
-where
-    F: Future<Output = Result<http::Response<Body>, E>>,
-{
-    type Output = Result<http::Response<Body>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            DeadlineProj::Refused { status } => Poll::Ready(Ok(status
-                .take()
-                .unwrap_or_else(|| Status::internal("a refusal polled twice"))
-                .into_http())),
-            DeadlineProj::Unbounded { inner } => inner.poll(cx),
-            DeadlineProj::Bounded {
-                mut inner,
-                timer,
-                timeout,
-                deadline,
-                streaming,
-                arrival,
-            } => loop {
-                if let Poll::Ready(answer) = inner.as_mut().poll(cx) {
-                    return Poll::Ready(match answer {
-                        Err(error) => Err(error),
-                        // A unary answer is whole once its future resolves;
-                        // only a stream goes on past it, and needs its body
-                        // cut off.
-                        Ok(response) if !*streaming => Ok(response),
-                        Ok(response) => Ok(response.map(|body| {
-                            Body::new(DeadlineBody {
-                                inner: body,
-                                expires: Box::pin(tokio::time::sleep_until(*deadline)),
-                                timeout: *timeout,
-                                ended: false,
-                            })
-                        })),
-                    });
-                }
-                // One timer: first at the arrival limit, if that is sooner.
-                let timer = timer.get_or_insert_with(|| {
-                    let first = arrival.as_ref().map_or(*deadline, |a| a.by.min(*deadline));
-                    Box::pin(tokio::time::sleep_until(first))
-                });
-                ready!(timer.as_mut().poll(cx));
-                if let Some(arrival) = arrival.as_ref().filter(|a| !a.is_whole()) {
-                    return Poll::Ready(Ok(arrival.late().into_http()));
-                }
-                if Instant::now() >= *deadline {
-                    return Poll::Ready(Ok(deadline_exceeded(*timeout).into_http()));
-                }
-                // The request arrived in time: wait on for the deadline.
-                timer.as_mut().reset(*deadline);
-            },
-        }
-    }
 }
 
 /// A response body that ends with `DEADLINE_EXCEEDED` trailers at its
 /// deadline, unless it ends first.
-struct DeadlineBody {
+pub(crate) struct DeadlineBody {
     inner: Body,
     expires: Pin<Box<Sleep>>,
     timeout: Duration,
     ended: bool,
+}
+
+impl DeadlineBody {
+    /// `inner`, ended at `at`, which is `timeout` after the call began.
+    pub(crate) fn new(inner: Body, timeout: Duration, at: Instant) -> Self {
+        DeadlineBody {
+            inner,
+            expires: Box::pin(tokio::time::sleep_until(at)),
+            timeout,
+            ended: false,
+        }
+    }
 }
 
 impl http_body::Body for DeadlineBody {
@@ -245,7 +121,7 @@ impl http_body::Body for DeadlineBody {
         self.ended = true;
         let mut trailers = http::HeaderMap::new();
         // Status::add_header writes grpc-status and grpc-message.
-        let _ = deadline_exceeded(self.timeout).add_header(&mut trailers);
+        let _ = exceeded(self.timeout).add_header(&mut trailers);
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 

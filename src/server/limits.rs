@@ -1,16 +1,14 @@
-//! Per-call limits, as tower layers (the stack's order is in `server`):
+//! The per-call limits that admission (`admission`) applies, apart from
+//! the deadline (`deadline`):
 //!
-//! - `InFlightLayer`: at most `max_in_flight` calls are being answered at
+//! - [`InFlight`]: at most `max_in_flight` calls are being answered at
 //!   once across all connections; past it a call gets `RESOURCE_EXHAUSTED`
-//!   at once instead of queueing (load shedding). A stream counts until
-//!   its response starts.
-//! - `DeadlineLayer` (in `deadline`): a call's `grpc-timeout` is honoured.
-//! - `RequestBodyLayer`: every tradewire request is one message, so its body
-//!   must arrive whole within `receive_timeout` and be at most one message
-//!   of `max_message_bytes`; a body that trickles or floods is cut off
-//!   (`DEADLINE_EXCEEDED` / `RESOURCE_EXHAUSTED`). Reflection, whose
-//!   requests are a client stream, is exempt. tonic's own "decoded message
-//!   length too large" (`OUT_OF_RANGE`) is answered as
+//!   at once instead of queueing (load shedding).
+//! - [`RequestBodies`]: every tradewire request is one message, so its
+//!   body must arrive whole within `receive_timeout` and be at most one
+//!   message of `max_message_bytes`; a body that trickles or floods is cut
+//!   off (`DEADLINE_EXCEEDED` / `RESOURCE_EXHAUSTED`). tonic's own
+//!   "decoded message length too large" (`OUT_OF_RANGE`) is answered as
 //!   `RESOURCE_EXHAUSTED`, the code the gRPC spec gives it.
 
 use std::future::Future;
@@ -26,56 +24,9 @@ use tokio::time::{Instant, Sleep};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tower::Layer;
 
-use super::guarded::{Finish, Guarded, Inner, answers_with};
 use super::security_log::SecurityLog;
-use crate::api::caller::Peer;
-/// Whether the method at `path` answers with a stream, as its contract
-/// declares (the method table); a path not served is answered at once.
-pub(super) fn is_streaming(path: &str) -> bool {
-    super::methods::lookup(path).is_some_and(|m| m.server_streaming)
-}
-
-fn peer<B>(request: &http::Request<B>) -> Option<std::net::SocketAddr> {
-    request.extensions().get::<Peer>().map(|c| c.addr)
-}
-
-/// Declares a layer `$layer` holding `$config`, and its service `$service`.
-macro_rules! layer {
-    ($(#[$doc:meta])* $layer:ident, $service:ident, $config:ty) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone)]
-        pub(crate) struct $layer(Arc<$config>);
-
-        impl $layer {
-            pub(crate) fn new(config: $config) -> Self {
-                $layer(Arc::new(config))
-            }
-        }
-
-        impl<S> Layer<S> for $layer {
-            type Service = $service<S>;
-
-            fn layer(&self, inner: S) -> $service<S> {
-                $service {
-                    inner,
-                    config: Arc::clone(&self.0),
-                }
-            }
-        }
-
-        /// The layer's service around `S`.
-        #[derive(Debug, Clone)]
-        pub(crate) struct $service<S> {
-            inner: S,
-            config: Arc<$config>,
-        }
-    };
-}
-
-pub(super) use layer;
-
+use super::stack::GRPC_STATUS;
 // ---- in-flight calls ----
 
 /// The shared count of calls in flight.
@@ -83,7 +34,6 @@ pub(super) use layer;
 pub(crate) struct InFlight {
     pub(crate) count: Arc<AtomicUsize>,
     pub(crate) max: usize,
-    pub(crate) log: SecurityLog,
 }
 
 /// One call's place in the in-flight count, given back when dropped. A
@@ -99,34 +49,20 @@ impl Drop for InFlightPlace {
     }
 }
 
-impl Finish for InFlightPlace {}
-
-layer!(
-    /// Sheds calls past the in-flight limit.
-    InFlightLayer,
-    InFlightLimit,
-    InFlight
-);
-
-answers_with!(InFlightLimit, Guarded<S::Future, InFlightPlace>);
-
-impl<S: Inner> InFlightLimit<S> {
-    fn answer(&mut self, request: http::Request<Body>) -> Guarded<S::Future, InFlightPlace> {
-        let count = &self.config.count;
-        let taken = count.fetch_add(1, Ordering::AcqRel);
-        let place = InFlightPlace(Arc::clone(count));
-        if taken >= self.config.max {
+impl InFlight {
+    /// A place among the calls in flight, or the refusal of a call past
+    /// the limit.
+    pub(crate) fn take(&self) -> Result<InFlightPlace, Status> {
+        let taken = self.count.fetch_add(1, Ordering::AcqRel);
+        let place = InFlightPlace(Arc::clone(&self.count));
+        if taken >= self.max {
             drop(place);
-            let message = format!(
+            return Err(Status::resource_exhausted(format!(
                 "the server is answering its maximum of {} calls; retry with backoff",
-                self.config.max
-            );
-            self.config
-                .log
-                .event("overloaded", peer(&request), &message);
-            return Guarded::refused(Status::resource_exhausted(message));
+                self.max
+            )));
         }
-        Guarded::running(self.inner.call(request), place)
+        Ok(place)
     }
 }
 
@@ -175,78 +111,55 @@ pub(crate) struct RequestBodies {
     pub(crate) log: SecurityLog,
 }
 
-layer!(
-    /// Bounds each request body in time and size.
-    RequestBodyLayer,
-    RequestBodyLimit,
-    RequestBodies
-);
-
 /// tonic's status for a message over the decoding limit.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 
-answers_with!(RequestBodyLimit, Guarded<S::Future, TooLargeIsResourceExhausted>);
-
-impl<S: Inner> RequestBodyLimit<S> {
-    fn answer(
-        &mut self,
+impl RequestBodies {
+    /// `request` with its body bounded in size and time. A unary call's
+    /// arrival is returned for its deadline to time (one timer for both);
+    /// a stream's body keeps a timer of its own.
+    pub(crate) fn limit(
+        self: &Arc<Self>,
         request: http::Request<Body>,
-    ) -> Guarded<S::Future, TooLargeIsResourceExhausted> {
-        let method = super::methods::lookup(request.uri().path());
-        let request = if method.is_some_and(|m| m.client_streaming) {
-            request
-        } else {
-            let config = Arc::clone(&self.config);
-            let peer = peer(&request);
-            let deadline = Instant::now() + config.receive_timeout;
-            // A unary call's deadline layer watches its arrival; a stream
-            // (no deadline by default) keeps a timer of its own.
-            let arrival = (!method.is_some_and(|m| m.server_streaming)).then(|| {
-                Arc::new(Arrival {
-                    whole: AtomicBool::new(false),
-                    by: deadline,
-                    config: Arc::clone(&config),
-                    peer,
-                })
-            });
-            let mut request = request.map(|body| {
-                Body::new(LimitedBody {
-                    inner: body,
-                    // One message: its 5-byte gRPC prefix and the message.
-                    remaining: config.max_message_bytes + 5,
-                    deadline,
-                    expires: None,
-                    arrival: arrival.clone(),
-                    config,
-                    peer,
-                })
-            });
-            if let Some(arrival) = arrival {
-                request.extensions_mut().insert(arrival);
-            }
-            request
-        };
-        Guarded::running(self.inner.call(request), TooLargeIsResourceExhausted)
+        unary: bool,
+        peer: Option<std::net::SocketAddr>,
+    ) -> (http::Request<Body>, Option<Arc<Arrival>>) {
+        let deadline = Instant::now() + self.receive_timeout;
+        let arrival = unary.then(|| {
+            Arc::new(Arrival {
+                whole: AtomicBool::new(false),
+                by: deadline,
+                config: Arc::clone(self),
+                peer,
+            })
+        });
+        let request = request.map(|body| {
+            Body::new(LimitedBody {
+                inner: body,
+                // One message: its 5-byte gRPC prefix and the message.
+                remaining: self.max_message_bytes + 5,
+                deadline,
+                expires: None,
+                arrival: arrival.clone(),
+                config: Arc::clone(self),
+                peer,
+            })
+        });
+        (request, arrival)
     }
 }
 
 /// Rewrites tonic's `OUT_OF_RANGE` for an oversized message to
 /// `RESOURCE_EXHAUSTED`.
-pub(crate) struct TooLargeIsResourceExhausted;
-
-impl Finish for TooLargeIsResourceExhausted {
-    fn finish(self, response: &mut http::Response<Body>) {
-        let headers = response.headers_mut();
-        let too_large = headers
-            .get(&super::guarded::GRPC_STATUS)
-            .is_some_and(|s| s == "11")
-            && headers
-                .get("grpc-message")
-                .and_then(|m| m.to_str().ok())
-                .is_some_and(|m| m.starts_with(TONIC_TOO_LARGE));
-        if too_large {
-            headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-        }
+pub(crate) fn too_large_is_resource_exhausted(response: &mut http::Response<Body>) {
+    let headers = response.headers_mut();
+    let too_large = headers.get(&GRPC_STATUS).is_some_and(|s| s == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.starts_with(TONIC_TOO_LARGE));
+    if too_large {
+        headers.insert(&GRPC_STATUS, http::HeaderValue::from_static("8"));
     }
 }
 
@@ -317,26 +230,5 @@ impl http_body::Body for LimitedBody {
 
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn streams_are_told_from_unary_calls_by_their_descriptors() {
-        assert!(is_streaming(
-            "/tradewire.v1.ExportReportService/SubscribeExportReports"
-        ));
-        assert!(is_streaming(
-            "/tradewire.v1.AnnouncementService/WatchAnnouncements"
-        ));
-        assert!(is_streaming("/grpc.health.v1.Health/Watch"));
-        assert!(is_streaming(
-            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
-        ));
-        assert!(!is_streaming("/tradewire.v1.TradeService/GetTradeRecord"));
-        assert!(!is_streaming("/grpc.health.v1.Health/Check"));
     }
 }

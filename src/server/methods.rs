@@ -7,8 +7,9 @@
 //!   options.proto`); health and reflection are open because of the
 //!   descriptor set they come from.
 //!
-//! Auth, the body and deadline limits, the answer turn and the call
-//! metrics all read it. A tradewire method without a declared scope is an
+//! The call layer looks a call's method up once, for its metrics labels
+//! and log line, and hands the entry to admission (auth, the body and
+//! deadline limits) in the request's extensions. A tradewire method without a declared scope is an
 //! error at start ([`table`]), so a new RPC cannot be served until its
 //! contract says who may call it.
 
@@ -58,6 +59,12 @@ pub(crate) struct Method {
     pub(crate) server_streaming: bool,
     pub(crate) access: Access,
 }
+
+/// The table entry of a call's method, which the call layer looks up once
+/// and puts in the request's extensions for admission to read. A call to a
+/// path not served carries none.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallMethod(pub(crate) &'static Method);
 
 /// Every method served, by path.
 #[derive(Debug, Default)]

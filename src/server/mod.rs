@@ -18,28 +18,31 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tonic::server::NamedService;
 use tonic::transport::Server;
 
 mod accept;
-mod answer_turn;
+mod admission;
 mod auth;
 mod calls;
 mod deadline;
-mod guarded;
+mod health;
 mod limits;
 mod methods;
 mod metrics;
 mod opened_streams;
 mod otel;
 mod security_log;
+mod stack;
 mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
+use tonic::transport::server::Router;
+use tonic_health::pb::health_server::HealthServer;
 use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
 
 use crate::api::announcement::AnnouncementApi;
 use crate::api::compression::COMPRESSION;
@@ -50,16 +53,13 @@ use crate::api::trade_routes::trade_routes;
 use crate::error::ServeError;
 use crate::hub::{Hub, HubConfig};
 use crate::pb::announcement_service_server::AnnouncementServiceServer;
-use crate::pb::export_report_service_server::ExportReportServiceServer;
-use crate::pb::trade_service_server::TradeServiceServer;
 use crate::store::{Counts, Recovery, Store, StoreConfig};
 use accept::{AcceptConfig, accepted_connections};
-use answer_turn::AnswerTurnLayer;
-use auth::{AuthLayer, Tokens};
+use admission::{Admission, AdmissionLayer};
+use auth::{Auth, Tokens};
 pub use auth::{create_token, parse_scopes};
 use calls::CallLayer;
-use deadline::{DeadlineLayer, Deadlines};
-use limits::{InFlight, InFlightLayer, RequestBodies, RequestBodyLayer};
+use limits::{InFlight, RequestBodies};
 pub use methods::Scope;
 use security_log::SecurityLog;
 use tls::TlsAcceptorHandle;
@@ -249,16 +249,49 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
-        // Before anything serves: every method's needs come from this
-        // table, and a method whose contract declares no scope stops here.
-        methods::table()?;
-        let (health, health_service) = tonic_health::server::health_reporter();
-        set_services(&health, tonic_health::ServingStatus::Serving).await;
-
-        let reflection_v1 = reflection().build_v1()?;
-        let reflection_v1alpha = reflection().build_v1alpha()?;
-
         let local_addr = listener.local_addr()?;
+        self.validate()?;
+        let (tokens, tls) = self.load_security(local_addr)?;
+        let metrics_on = self.install_metrics();
+        let log = SecurityLog::default();
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let router = self.router(health_service, tokens, metrics_on, &log)?;
+        let health_follower = health::follow_store(&health, &self.store).await;
+        let reloader = tls.clone().map(reload_on_sighup);
+        let accept = AcceptConfig {
+            max_connections: self.config.limits.max_connections,
+            handshake_timeout: self.config.limits.handshake_timeout,
+            tcp_keepalive: self.config.tcp_keepalive,
+            tls,
+        };
+        tracing::info!(%local_addr, tls = accept.tls.is_some(), "serving tradewire.v1");
+        let server = router.serve_with_incoming_shutdown(
+            accepted_connections(listener, accept, log),
+            self.stopping.clone().cancelled_owned(),
+        );
+        tokio::pin!(server);
+
+        let stop_watchers = || {
+            health_follower.abort();
+            if let Some(reloader) = &reloader {
+                reloader.abort();
+            }
+        };
+        tokio::select! {
+            result = &mut server => {
+                stop_watchers();
+                return result.map_err(Into::into);
+            }
+            () = shutdown => {}
+        }
+        stop_watchers();
+        self.shut_down(&health, server).await
+    }
+
+    /// Refuses a configuration that cannot serve, before anything does:
+    /// a method whose contract declares no scope, or limits out of range.
+    fn validate(&self) -> Result<(), ServeError> {
+        methods::table()?;
         let limits = &self.config.limits;
         if limits.max_message_bytes > MAX_MESSAGE_BYTES {
             return Err(format!(
@@ -267,7 +300,15 @@ impl App {
             )
             .into());
         }
-        let log = SecurityLog::default();
+        Ok(())
+    }
+
+    /// The tokens file and the TLS files, read once at start (TLS reloads
+    /// on SIGHUP).
+    fn load_security(
+        &self,
+        local_addr: std::net::SocketAddr,
+    ) -> Result<(Option<Tokens>, Option<TlsAcceptorHandle>), ServeError> {
         let tokens = match &self.config.auth_tokens {
             Some(path) => Some(Tokens::load(path)?),
             None => {
@@ -281,125 +322,85 @@ impl App {
             Some(files) => Some(TlsAcceptorHandle::load(files)?),
             None => None,
         };
-        let metrics_on = match self.config.metrics_listen {
-            Some(addr) => metrics::install(addr),
-            None => false,
-        };
-        if metrics_on {
+        Ok((tokens, tls))
+    }
+
+    /// Serves Prometheus metrics if configured; says whether they are on.
+    fn install_metrics(&self) -> bool {
+        let on = self.config.metrics_listen.is_some_and(metrics::install);
+        if on {
             self.store.gauge_items();
         }
-        // The stack, outermost first: end a ready answer's turn once every
-        // layer is done with it, observe every call (refused ones too),
-        // refuse unknown callers before any work, shed load, bound the
-        // request's body, then the deadline.
-        let stack = ServiceBuilder::new()
-            .layer(AnswerTurnLayer)
-            .layer(CallLayer::new(metrics_on))
-            .layer(AuthLayer::new(
-                tokens,
-                self.config.allow_anonymous_read,
-                log.clone(),
-            ))
-            .layer(InFlightLayer::new(InFlight {
+        on
+    }
+
+    /// The services behind the stack (`stack`), with tradewire's transport
+    /// settings.
+    fn router(
+        &self,
+        health_service: HealthServer<impl tonic_health::pb::health_server::Health>,
+        tokens: Option<Tokens>,
+        metrics_on: bool,
+        log: &SecurityLog,
+    ) -> Result<Router<Stack<Layers, Identity>>, ServeError> {
+        let limits = &self.config.limits;
+        let admission = AdmissionLayer::new(Admission {
+            auth: Auth::new(tokens, self.config.allow_anonymous_read),
+            in_flight: InFlight {
                 count: Arc::new(AtomicUsize::new(0)),
                 max: limits.max_in_flight,
-                log: log.clone(),
-            }))
-            .layer(RequestBodyLayer::new(RequestBodies {
+            },
+            bodies: Arc::new(RequestBodies {
                 receive_timeout: limits.receive_timeout,
                 max_message_bytes: limits.max_message_bytes,
                 log: log.clone(),
-            }))
-            .layer(DeadlineLayer::new(Deadlines {
-                unary_default: limits.unary_deadline,
-            }))
+            }),
+            unary_deadline: limits.unary_deadline,
+            log: log.clone(),
+        });
+        // Outermost first: every call observed, refused ones too, then
+        // admitted (`stack`).
+        let layers = ServiceBuilder::new()
+            .layer(CallLayer::new(metrics_on))
+            .layer(admission)
             .into_inner();
         let trace_calls = self.config.trace_calls;
-        let router = Server::builder()
+        Ok(Server::builder()
             .http2_keepalive_interval(Some(self.config.keepalive_interval))
             .http2_keepalive_timeout(Some(self.config.keepalive_timeout))
             .max_concurrent_streams(limits.max_concurrent_streams)
-            .layer(stack)
+            .layer(layers)
             .trace_fn(move |request| {
                 if trace_calls {
                     otel::call_span(request)
                 } else {
-                    // DEBUG: at INFO, formatting a span per call cost ~5% of a Get.
+                    // DEBUG, which costs nothing at the default level: a
+                    // span per call formatted at INFO is a cost on every
+                    // call (BENCHMARKS.md).
                     tracing::debug_span!("rpc", method = %request.uri().path())
                 }
             })
             .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?)
             .add_service(trade_routes(self.trade_api()))
             .add_service(COMPRESSION.iter().fold(
                 AnnouncementServiceServer::new(self.announcement_api()),
                 |server, &encoding| server.accept_compressed(encoding).send_compressed(encoding),
             ))
-            .add_service(export_report_routes(self.export_report_api()));
+            .add_service(export_report_routes(self.export_report_api())))
+    }
 
-        // Health follows the store: NOT_SERVING while a replica catches up
-        // with its log, and for good once a failed log fences the store.
-        let fence_watch = {
-            let health = health.clone();
-            let mut fenced = self.store.fenced();
-            let mut ready = self.store.ready();
-            let serving = *ready.borrow_and_update() && fenced.borrow_and_update().is_none();
-            if !serving {
-                set_not_serving(&health).await;
-            }
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        changed = fenced.changed() => if changed.is_err() { return },
-                        changed = ready.changed() => if changed.is_err() { return },
-                    }
-                    let is_fenced = fenced.borrow_and_update().is_some();
-                    if !is_fenced && *ready.borrow_and_update() {
-                        health
-                            .set_service_status("", tonic_health::ServingStatus::Serving)
-                            .await;
-                        set_services(&health, tonic_health::ServingStatus::Serving).await;
-                    } else {
-                        set_not_serving(&health).await;
-                    }
-                    if is_fenced {
-                        return;
-                    }
-                }
-            })
-        };
-
-        let reloader = tls.clone().map(reload_on_sighup);
-        let accept = AcceptConfig {
-            max_connections: limits.max_connections,
-            handshake_timeout: limits.handshake_timeout,
-            tcp_keepalive: self.config.tcp_keepalive,
-            tls,
-        };
-        tracing::info!(%local_addr, tls = accept.tls.is_some(), "serving tradewire.v1");
-        let server = router.serve_with_incoming_shutdown(
-            accepted_connections(listener, accept, log),
-            self.stopping.clone().cancelled_owned(),
-        );
-        tokio::pin!(server);
-
-        let stop_watchers = || {
-            fence_watch.abort();
-            if let Some(reloader) = &reloader {
-                reloader.abort();
-            }
-        };
-        tokio::select! {
-            result = &mut server => {
-                stop_watchers();
-                return result.map_err(Into::into);
-            }
-            () = shutdown => {}
-        }
+    /// Health NOT_SERVING, every subscription ended with the sequence to
+    /// resume after, in-flight calls drained for `shutdown_grace`, then
+    /// whatever remains dropped.
+    async fn shut_down(
+        &self,
+        health: &tonic_health::server::HealthReporter,
+        server: impl Future<Output = Result<(), tonic::transport::Error>>,
+    ) -> Result<(), ServeError> {
         tracing::info!("shutting down");
-        stop_watchers();
-        set_not_serving(&health).await;
+        health::set_not_serving(health).await;
         self.stopping.cancel();
         match tokio::time::timeout(self.config.shutdown_grace, server).await {
             Ok(result) => result.map_err(Into::into),
@@ -411,29 +412,8 @@ impl App {
     }
 }
 
-/// The tradewire services, as health names them.
-const SERVICES: [&str; 3] = [
-    <TradeServiceServer<TradeApi> as NamedService>::NAME,
-    <AnnouncementServiceServer<AnnouncementApi> as NamedService>::NAME,
-    <ExportReportServiceServer<ExportReportApi> as NamedService>::NAME,
-];
-
-/// Sets the health of every tradewire service.
-async fn set_services(
-    health: &tonic_health::server::HealthReporter,
-    status: tonic_health::ServingStatus,
-) {
-    for service in SERVICES {
-        health.set_service_status(service, status).await;
-    }
-}
-
-/// Turns health NOT_SERVING for the server as a whole and each service.
-async fn set_not_serving(health: &tonic_health::server::HealthReporter) {
-    let status = tonic_health::ServingStatus::NotServing;
-    health.set_service_status("", status).await;
-    set_services(health, status).await;
-}
+/// The stack's layers, in their order (`stack`).
+type Layers = Stack<AdmissionLayer, Stack<CallLayer, Identity>>;
 
 /// tonic's default limit on a decoded message.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

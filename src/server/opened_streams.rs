@@ -1,7 +1,8 @@
-//! Counts the HTTP/2 streams a client opens on a connection, from the
-//! frame headers of the bytes the server reads, for
-//! `answer_turn`: it needs to know whether a connection has calls that
-//! tonic has read but not yet answered, and tonic does not say.
+//! Counts the HTTP/2 streams a client opens in each read of a connection,
+//! from the frame headers of the bytes read, for the accept path's
+//! connection (`accept::Connection::wait_a_turn`): a read that opens
+//! several calls will make several answers ready together, and tonic does
+//! not say how many calls a read brought.
 //!
 //! Only frame headers are looked at (9 bytes: length, type, flags, stream
 //! id); payloads are skipped. A stream is opened by its first HEADERS

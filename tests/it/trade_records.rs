@@ -428,7 +428,7 @@ async fn a_raw_http2_client_gets_exact_replies() {
 }
 
 /// Many calls in flight on one connection: answers that are ready
-/// together are written together (`server::answer_turn`), and each still
+/// together are written together (`turn::end_turn`), and each still
 /// reaches its own call.
 #[tokio::test]
 async fn calls_in_flight_together_on_one_connection_each_get_their_own_answer() {
