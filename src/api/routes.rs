@@ -1,10 +1,13 @@
 //! A generated tonic service with some of its methods answered by hand.
 //!
 //! tonic's generated servers take and return generated messages only; the
-//! methods that answer from pre-encoded bytes (`frames::Frame`) are served
-//! through `tonic::server::Grpc` with `FrameCodec` instead. `Routes` puts
-//! the two together under the service's name: `Methods` answers the paths
-//! it serves, and every other request goes to the generated server.
+//! methods that answer from pre-encoded bytes (`pre_encoded::PreEncoded`)
+//! are served through `tonic::server::Grpc` with `PreEncodedCodec`
+//! instead. Which methods those are is declared once, in [`EncodedOnce`];
+//! the server's method table checks each against the contract at start
+//! and marks its entry, and the call layer puts the mark into the request
+//! (an `EncodedOnce` extension). `Routes` reads the mark: a marked call goes
+//! to `Methods`, every other to the generated server. No path is compared.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -13,16 +16,47 @@ use tonic::body::Body as TonicBody;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::NamedService;
 
+use super::export_report::ExportReportApi;
+use super::trade::TradeApi;
+use crate::pb::export_report_service_server::ExportReportServiceServer;
+use crate::pb::trade_service_server::TradeServiceServer;
+
 /// An answer to one HTTP/2 request.
 pub(crate) type Answer = BoxFuture<http::Response<TonicBody>, Infallible>;
 
+/// The methods answered from encoded bytes, by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EncodedOnce {
+    GetTradeRecord,
+    ListTradeRecords,
+    SubscribeExportReports,
+}
+
+impl EncodedOnce {
+    /// Every one of them.
+    pub(crate) const ALL: [EncodedOnce; 3] = [
+        EncodedOnce::GetTradeRecord,
+        EncodedOnce::ListTradeRecords,
+        EncodedOnce::SubscribeExportReports,
+    ];
+
+    /// Its service's full name and its name, as the contract has them.
+    pub(crate) fn method(self) -> (&'static str, &'static str) {
+        const TRADE: &str = <TradeServiceServer<TradeApi> as NamedService>::NAME;
+        const EXPORT_REPORT: &str =
+            <ExportReportServiceServer<ExportReportApi> as NamedService>::NAME;
+        match self {
+            EncodedOnce::GetTradeRecord => (TRADE, "GetTradeRecord"),
+            EncodedOnce::ListTradeRecords => (TRADE, "ListTradeRecords"),
+            EncodedOnce::SubscribeExportReports => (EXPORT_REPORT, "SubscribeExportReports"),
+        }
+    }
+}
+
 /// The methods a service answers itself.
 pub(crate) trait Methods: Clone + Send + 'static {
-    /// Whether `path` (`/package.Service/Method`) is one of them.
-    fn serves(&self, path: &str) -> bool;
-
-    /// Answers a request for one of them.
-    fn answer<B>(&self, request: http::Request<B>) -> Answer
+    /// Answers a request for one of them, `method`.
+    fn answer<B>(&self, method: EncodedOnce, request: http::Request<B>) -> Answer
     where
         B: Body + Send + 'static,
         B::Error: Into<StdError> + Send + 'static;
@@ -66,31 +100,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Answer {
-        if self.methods.serves(request.uri().path()) {
-            self.methods.answer(request)
-        } else {
-            self.generated.call(request)
+        match request.extensions().get::<EncodedOnce>().copied() {
+            Some(method) => self.methods.answer(method, request),
+            None => self.generated.call(request),
         }
-    }
-}
-
-/// Asserts that each hand-typed `paths` names a method of the service `R`
-/// serves, as the generated descriptor has it, so a rename in the proto
-/// cannot silently send a routed method to the slower generated path.
-#[cfg(test)]
-pub(crate) fn assert_routed_paths_are_methods<R: NamedService>(paths: &[&str]) {
-    let pool = prost_reflect::DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
-        .expect("the descriptor set decodes");
-    let service = pool
-        .get_service_by_name(R::NAME)
-        .unwrap_or_else(|| panic!("{} is not in the descriptor set", R::NAME));
-    for path in paths {
-        let (service_name, method) = path[1..].split_once('/').expect("/Service/Method");
-        assert_eq!(service_name, service.full_name(), "{path}");
-        assert!(
-            service.methods().any(|m| m.name() == method),
-            "{path} is not a method of {}",
-            service.full_name()
-        );
     }
 }

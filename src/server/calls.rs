@@ -198,6 +198,9 @@ impl<S: Inner> Service<http::Request<Body>> for Calls<S> {
         call.start();
         if let Some(method) = method {
             request.extensions_mut().insert(CallMethod(method));
+            if let Some(route) = method.encoded_once {
+                request.extensions_mut().insert(route);
+            }
         }
         Observed {
             inner: self.inner.call(request),

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 
 use prost_reflect::DescriptorPool;
 
+use crate::api::routes::EncodedOnce;
 use crate::pb;
 
 /// What a token may do, as a method's `required_scope` names it. `Admin`
@@ -58,6 +59,9 @@ pub(crate) struct Method {
     /// The answer is a stream of messages (subscriptions, watches).
     pub(crate) server_streaming: bool,
     pub(crate) access: Access,
+    /// Answered from encoded bytes by hand (`api::routes`), or `None`: by
+    /// the generated server.
+    pub(crate) encoded_once: Option<EncodedOnce>,
 }
 
 /// The table entry of a call's method, which the call layer looks up once
@@ -120,6 +124,14 @@ impl Methods {
                 );
             }
         }
+        for route in EncodedOnce::ALL {
+            let (service, name) = route.method();
+            let path = format!("/{service}/{name}");
+            let method = methods.by_path.get_mut(path.as_str()).ok_or_else(|| {
+                format!("{path} is answered from encoded bytes but is not a method of the contract")
+            })?;
+            method.encoded_once = Some(route);
+        }
         if !undeclared.is_empty() {
             return Err(format!(
                 "these methods declare no ({SCOPE_OPTION}) option, so no token may call them: {}",
@@ -162,6 +174,7 @@ impl Methods {
                 client_streaming,
                 server_streaming,
                 access,
+                encoded_once: None,
             },
         );
     }
@@ -221,6 +234,29 @@ mod tests {
         assert_eq!(
             scope("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
             Some(Access::Open)
+        );
+    }
+
+    #[test]
+    fn the_methods_answered_from_encoded_bytes_are_marked() {
+        let methods = table().unwrap();
+        let route = |path: &str| methods.get(path).and_then(|m| m.encoded_once);
+        assert_eq!(
+            route("/tradewire.v1.TradeService/GetTradeRecord"),
+            Some(EncodedOnce::GetTradeRecord)
+        );
+        assert_eq!(
+            route("/tradewire.v1.TradeService/ListTradeRecords"),
+            Some(EncodedOnce::ListTradeRecords)
+        );
+        assert_eq!(
+            route("/tradewire.v1.ExportReportService/SubscribeExportReports"),
+            Some(EncodedOnce::SubscribeExportReports)
+        );
+        assert_eq!(route("/tradewire.v1.TradeService/CreateTradeRecord"), None);
+        assert_eq!(
+            methods.iter().filter(|m| m.encoded_once.is_some()).count(),
+            EncodedOnce::ALL.len()
         );
     }
 
