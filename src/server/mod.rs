@@ -265,27 +265,45 @@ impl App {
             tls,
         };
         tracing::info!(%local_addr, tls = accept.tls.is_some(), "serving tradewire.v1");
-        let server = router.serve_with_incoming_shutdown(
+        // Boxed, so it can be dropped (with every handle of the store its
+        // services hold) before `release` waits for the store.
+        let mut server = Box::pin(router.serve_with_incoming_shutdown(
             accepted_connections(listener, accept, log),
             self.stopping.clone().cancelled_owned(),
-        );
-        tokio::pin!(server);
-
-        let stop_watchers = || {
-            health_follower.abort();
-            if let Some(reloader) = &reloader {
-                reloader.abort();
-            }
+        ));
+        let ended = tokio::select! {
+            result = &mut server => Some(result.map_err(Into::into)),
+            () = shutdown => None,
         };
-        tokio::select! {
-            result = &mut server => {
-                stop_watchers();
-                return result.map_err(Into::into);
-            }
-            () = shutdown => {}
+        health_follower.abort();
+        if let Some(reloader) = &reloader {
+            reloader.abort();
         }
-        stop_watchers();
-        self.shut_down(&health, server).await
+        let result = match ended {
+            Some(result) => {
+                drop(server);
+                result
+            }
+            None => self.shut_down(&health, server).await,
+        };
+        self.release().await;
+        result
+    }
+
+    /// Drops this handle and gives the store a moment to go: the tasks of
+    /// the last calls hold handles of their own and end just after the
+    /// server does, and a store opened again on the same directory (an
+    /// embedding program, a test) must find its lock free. Bounded by
+    /// [`RELEASE_WAIT`]: another `App` clone still held keeps the store as
+    /// long as it likes.
+    async fn release(self) {
+        let mut released = self.store.released();
+        drop(self);
+        // `changed` fails once the store's last handle is gone.
+        let gone = async { while released.changed().await.is_ok() {} };
+        if tokio::time::timeout(RELEASE_WAIT, gone).await.is_err() {
+            tracing::debug!("the store is still held after shutdown, by another App");
+        }
     }
 
     /// Refuses a configuration that cannot serve, before anything does:
@@ -414,6 +432,10 @@ impl App {
 
 /// The stack's layers, in their order (`stack`).
 type Layers = Stack<AdmissionLayer, Stack<CallLayer, Identity>>;
+
+/// How long `serve` waits, after it has shut down, for the store to be
+/// released by the tasks that served its last calls.
+const RELEASE_WAIT: Duration = Duration::from_millis(100);
 
 /// tonic's default limit on a decoded message.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

@@ -216,6 +216,9 @@ enum Writer {
 struct Inner {
     shared: Arc<Shared>,
     writer: Option<Writer>,
+    /// Dropped after the writer is joined: `released` then says that the
+    /// data directory's lock is free.
+    released: tokio::sync::watch::Sender<()>,
 }
 
 impl Drop for Inner {
@@ -256,6 +259,7 @@ impl Store {
                 inner: Arc::new(Inner {
                     shared,
                     writer: Some(Writer::Replica(queue)),
+                    released: tokio::sync::watch::Sender::new(()),
                 }),
             };
             return Ok((store, None));
@@ -280,9 +284,16 @@ impl Store {
             inner: Arc::new(Inner {
                 shared,
                 writer: Some(Writer::Local(queue, thread)),
+                released: tokio::sync::watch::Sender::new(()),
             }),
         };
         Ok((store, Some(recovery)))
+    }
+
+    /// Closes when the last handle is dropped and the writer has stopped
+    /// (a local store's directory lock is free by then).
+    pub(crate) fn released(&self) -> tokio::sync::watch::Receiver<()> {
+        self.inner.released.subscribe()
     }
 
     /// An in-memory store; `config.durable` is ignored.
@@ -292,6 +303,7 @@ impl Store {
             inner: Arc::new(Inner {
                 shared: Shared::new(state, &config),
                 writer: None,
+                released: tokio::sync::watch::Sender::new(()),
             }),
         }
     }
