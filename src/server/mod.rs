@@ -10,7 +10,10 @@
 //! 3. the hub's token is cancelled: every open subscription ends with
 //!    UNAVAILABLE naming the sequence to resume after, and tonic stops
 //!    accepting connections and drains in-flight calls;
-//! 4. whatever has not finished within `shutdown_grace` is dropped.
+//! 4. whatever has not finished within `shutdown_grace` is dropped;
+//! 5. `serve` waits up to `RELEASE_WAIT` for the store's last handles
+//!    (held by the tasks of the last calls) to go, so that the data
+//!    directory's lock is free when it returns.
 
 use std::future::Future;
 use std::time::Duration;
