@@ -119,13 +119,15 @@ impl<S: Inner> Service<http::Request<Body>> for Admit<S> {
             }
         };
 
-        // 3. The request body, bounded in size and time.
+        // 3. The request body, bounded in size and time. One clock read
+        // serves its arrival limit and the deadline.
+        let now = Instant::now();
         let streaming = method.is_some_and(|m| m.server_streaming);
         let client_streaming = method.is_some_and(|m| m.client_streaming);
         let (request, arrival) = if client_streaming {
             (request, None)
         } else {
-            admission.bodies.limit(request, !streaming, peer)
+            admission.bodies.limit(request, !streaming, peer, now)
         };
 
         // 4. The deadline.
@@ -140,7 +142,7 @@ impl<S: Inner> Service<http::Request<Body>> for Admit<S> {
         };
 
         Admitted::Running {
-            deadline: timeout.map(|timeout| (timeout, Instant::now() + timeout)),
+            deadline: timeout.map(|timeout| (timeout, now + timeout)),
             inner: self.inner.call(request),
             timer: None,
             arrival,

@@ -27,6 +27,7 @@ use tonic::codegen::http;
 
 use super::security_log::SecurityLog;
 use super::stack::GRPC_STATUS;
+
 // ---- in-flight calls ----
 
 /// The shared count of calls in flight.
@@ -115,7 +116,8 @@ pub(crate) struct RequestBodies {
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 
 impl RequestBodies {
-    /// `request` with its body bounded in size and time. A unary call's
+    /// `request`, which arrived at `now`, with its body bounded in size and
+    /// time. A unary call's
     /// arrival is returned for its deadline to time (one timer for both);
     /// a stream's body keeps a timer of its own.
     pub(crate) fn limit(
@@ -123,8 +125,9 @@ impl RequestBodies {
         request: http::Request<Body>,
         unary: bool,
         peer: Option<std::net::SocketAddr>,
+        now: Instant,
     ) -> (http::Request<Body>, Option<Arc<Arrival>>) {
-        let deadline = Instant::now() + self.receive_timeout;
+        let deadline = now + self.receive_timeout;
         let arrival = unary.then(|| {
             Arc::new(Arrival {
                 whole: AtomicBool::new(false),
