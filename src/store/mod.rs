@@ -31,24 +31,21 @@ mod record_keys;
 mod replica;
 mod seqlog;
 mod state;
+mod summaries;
+mod writes;
 
 use std::sync::mpsc;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{broadcast, watch};
 use ulid::Ulid;
 
-use crate::domain::summary::{
-    self, Breakdown, BreakdownQuery, Buckets, Summary, SummaryError, SummaryQuery,
-};
 use crate::domain::{
-    Announcement, AnnouncementFilter, DateRange, ExportReport, RecordPatch, Revision, Source,
-    TradeFilter, TradeRecord,
+    Announcement, AnnouncementFilter, ExportReport, Revision, TradeFilter, TradeRecord,
 };
 use crate::error::{Error, Result};
 use committer::{Job, commit_loop};
-use draft::{Draft, Drafted};
 pub(crate) use feed::{Feed, LogFeed};
 pub use journal::{DurableConfig, FsyncPolicy, OpenError, Recovery, SyncHook};
 pub(crate) use page::Page;
@@ -56,10 +53,7 @@ use page::{SCAN_BUDGET, page};
 pub use replica::JetStreamConfig;
 pub(crate) use seqlog::Evicted;
 use seqlog::keys_after;
-use state::{Command, Outcome, Published, State};
-
-/// Most records a summary examines; past it the filter must be narrower.
-const SUMMARY_SCAN_BUDGET: usize = 250_000;
+use state::{Outcome, Published, State};
 
 /// Sizes and limits of the store.
 #[derive(Debug, Clone)]
@@ -325,55 +319,7 @@ impl Store {
         self.inner.shared.ready.subscribe()
     }
 
-    /// Runs a write: inline in memory, or through the committer or the
-    /// follower.
-    async fn submit(&self, command: Command) -> Result<Outcome> {
-        self.inner.shared.check_fence()?;
-        let Some(writer) = &self.inner.writer else {
-            let shared = &self.inner.shared;
-            let mut state = shared.write();
-            return match Draft::new(&state).execute(command)? {
-                Drafted::Repeat(outcome) => Ok(outcome),
-                Drafted::Mutate(mutation) => {
-                    let (outcome, published) = state.apply(*mutation);
-                    shared.broadcast(published);
-                    Shared::gauge_items(&state);
-                    Ok(outcome)
-                }
-                Drafted::Defer(_) => Err(Error::Internal(
-                    "a command alone in its group was deferred".into(),
-                )),
-            };
-        };
-        let closed = || Error::Unavailable {
-            message: "the store is closed".into(),
-            resume_after: None,
-        };
-        let (reply, answer) = oneshot::channel();
-        let job = Job { command, reply };
-        match writer {
-            Writer::Local(queue, _) => queue.send(job).map_err(|_| closed())?,
-            Writer::Replica(queue) => queue.send(job).map_err(|_| closed())?,
-        }
-        answer.await.map_err(|_| closed())?
-    }
-
     // ---- trade records ----
-
-    /// Stores `records` all or nothing, assigning ids and create times.
-    pub(crate) async fn create_trade_records(
-        &self,
-        records: Vec<TradeRecord>,
-        request: Option<RequestKey>,
-    ) -> Result<Vec<Arc<TradeRecord>>> {
-        match self
-            .submit(Command::CreateTradeRecords { records, request })
-            .await?
-        {
-            Outcome::TradeRecords(stored) => Ok(stored),
-            other => Err(unexpected(other)),
-        }
-    }
 
     pub(crate) fn get_trade_record(&self, id: Ulid) -> Result<Arc<TradeRecord>> {
         self.read()
@@ -412,90 +358,6 @@ impl Store {
         })
     }
 
-    /// The records matching `filter` (whose period overlaps `span`) in
-    /// `currency` if given, read from the indexes under the read lock, at
-    /// most `SUMMARY_SCAN_BUDGET` examined.
-    fn counted_records(
-        &self,
-        filter: &TradeFilter,
-        span: DateRange,
-        currency: Option<iso_currency::Currency>,
-    ) -> Result<Vec<Arc<TradeRecord>>> {
-        let state = self.read();
-        let candidates = state.record_index.candidates(filter);
-        let mut records = Vec::new();
-        let mut examined = 0usize;
-        for key in candidates.after(None, keys_after(&state.records, None)) {
-            examined += 1;
-            if examined > SUMMARY_SCAN_BUDGET {
-                return Err(Error::ResourceExhausted(format!(
-                    "a summary examines at most {SUMMARY_SCAN_BUDGET} records; narrow the filter (exporter, importer, hs_prefix)"
-                )));
-            }
-            let Some(record) = state.records.get(&key) else {
-                continue;
-            };
-            if filter.matches(record.as_ref())
-                && record.period.range.overlaps(&span)
-                && currency.is_none_or(|c| c == record.value.money.currency)
-            {
-                records.push(Arc::clone(record));
-            }
-        }
-        metrics::histogram!("tradewire_summary_examined_records").record(examined as f64);
-        Ok(records)
-    }
-
-    /// Summarizes the records matching `query` whose period overlaps
-    /// the buckets' dates, with the export reports that may state a
-    /// bucket's change. Reads under the lock; counts after releasing it.
-    pub(crate) fn summarize(&self, query: &SummaryQuery, buckets: &Buckets) -> Result<Summary> {
-        let span = buckets.span();
-        let records = self.counted_records(&query.filter, span, query.currency)?;
-        let reports: Vec<Arc<ExportReport>> = {
-            let state = self.read();
-            let candidates = state.report_index.candidates(&query.filter);
-            candidates
-                .after(None, keys_after(state.reports.items_by_sequence(), None))
-                .filter_map(|seq| state.reports.get(seq))
-                .filter(|r| r.change.is_some() && query.filter.matches(r.as_ref()))
-                .filter(|r| r.period.range.overlaps(&span))
-                .cloned()
-                .collect()
-        };
-        metrics::counter!("tradewire_summaries_total", "kind" => "summary").increment(1);
-        summary::summarize(query, buckets, &records, &reports).map_err(summary_error)
-    }
-
-    /// Ranks the partners or HS codes of `query`'s period.
-    pub(crate) fn breakdown(&self, query: &BreakdownQuery) -> Result<Breakdown> {
-        let records = self.counted_records(&query.filter, query.period.range, query.currency)?;
-        metrics::counter!("tradewire_summaries_total", "kind" => "breakdown").increment(1);
-        summary::breakdown(query, &records).map_err(summary_error)
-    }
-
-    /// Revises a record's figures; `etag` is the revision the caller read.
-    pub(crate) async fn update_trade_record(
-        &self,
-        id: Ulid,
-        patch: RecordPatch,
-        etag: Option<u32>,
-        source: Option<Source>,
-    ) -> Result<Arc<TradeRecord>> {
-        let command = Command::UpdateTradeRecord {
-            id,
-            patch,
-            etag,
-            source,
-        };
-        match self.submit(command).await? {
-            Outcome::TradeRecords(mut records) if records.len() == 1 => records
-                .pop()
-                .ok_or_else(|| Error::Internal("no record".into())),
-            other => Err(unexpected(other)),
-        }
-    }
-
     /// Every revision of a record, oldest first: its history once revised
     /// (kept after a delete until the next snapshot), else the record as
     /// revision 1.
@@ -517,26 +379,7 @@ impl Store {
         }])
     }
 
-    pub(crate) async fn delete_trade_record(&self, id: Ulid) -> Result<()> {
-        self.submit(Command::DeleteTradeRecord(id)).await.map(drop)
-    }
-
     // ---- announcements ----
-
-    pub(crate) async fn create_announcement(
-        &self,
-        announcement: Announcement,
-        request: Option<RequestKey>,
-    ) -> Result<Arc<Announcement>> {
-        let command = Command::CreateAnnouncement {
-            announcement,
-            request,
-        };
-        match self.submit(command).await? {
-            Outcome::Announcement(stored) => Ok(stored),
-            other => Err(unexpected(other)),
-        }
-    }
 
     pub(crate) fn get_announcement(&self, id: Ulid) -> Result<Arc<Announcement>> {
         self.read()
@@ -560,27 +403,7 @@ impl Store {
         })
     }
 
-    pub(crate) async fn delete_announcement(&self, id: Ulid) -> Result<()> {
-        self.submit(Command::DeleteAnnouncement(id)).await.map(drop)
-    }
-
     // ---- export reports ----
-
-    /// Publishes a report: links or stores its figures as trade records,
-    /// numbers it, stores it and broadcasts it, as one write.
-    pub(crate) async fn publish_export_report(
-        &self,
-        report: ExportReport,
-        request: Option<RequestKey>,
-    ) -> Result<Arc<ExportReport>> {
-        match self
-            .submit(Command::PublishExportReport { report, request })
-            .await?
-        {
-            Outcome::ExportReport(published) => Ok(published),
-            other => Err(unexpected(other)),
-        }
-    }
 
     pub(crate) fn get_export_report(&self, id: Ulid) -> Result<Arc<ExportReport>> {
         let state = self.read();
@@ -614,10 +437,6 @@ impl Store {
     /// Whether the demo data set was ever loaded into this store.
     pub(crate) fn demo_loaded(&self) -> bool {
         self.read().demo_loaded
-    }
-
-    pub(crate) async fn mark_demo_loaded(&self) -> Result<()> {
-        self.submit(Command::MarkDemoLoaded).await.map(drop)
     }
 
     // ---- feeds for subscriptions ----
@@ -656,20 +475,4 @@ impl Store {
             export_reports: state.reports.len(),
         }
     }
-}
-
-fn summary_error(error: SummaryError) -> Error {
-    match error {
-        SummaryError::MixedCurrencies(codes) => Error::FailedPrecondition(format!(
-            "the matching records are in {}; a summary never adds two currencies: name one in currency_code",
-            codes.join(" and ")
-        )),
-        SummaryError::Overflow => {
-            Error::FailedPrecondition("a total does not fit a Money value".into())
-        }
-    }
-}
-
-fn unexpected(outcome: Outcome) -> Error {
-    Error::Internal(format!("unexpected outcome {outcome:?}"))
 }
