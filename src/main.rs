@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 mod cli;
 mod flags;
+mod log_time;
 mod log_writer;
 
 use flags::{LogFormat, ServeArgs};
@@ -133,6 +134,7 @@ fn init_tracing(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Tracin
     // pipe are noise to every log reader.
     let lines = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_timer(log_time::LineTime)
         .with_writer(writer);
     match format {
         LogFormat::Text => registry.with(lines).init(),

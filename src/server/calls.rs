@@ -128,7 +128,7 @@ impl Call {
             method = self.path(),
             code = ?code,
             latency_ms = latency.as_secs_f64() * 1e3,
-            peer = %self.peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            peer = %PeerAddr(self.peer),
             caller = caller.unwrap_or("anonymous"),
             sent,
             "call"
@@ -142,6 +142,20 @@ impl Call {
         let [a, b, c] = labels;
         let with_code = [a, b, c, ("grpc_code", format!("{code:?}"))];
         metrics::counter!("grpc_server_handled_total", &with_code).increment(1);
+    }
+}
+
+/// A call's peer address in its log line, `-` when it has none (a Unix
+/// socket, an in-process test); written where it is logged, with no
+/// string made per call.
+struct PeerAddr(Option<std::net::SocketAddr>);
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }
 
