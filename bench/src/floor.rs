@@ -139,6 +139,7 @@ pub(crate) async fn serve_unary(listen: SocketAddr, pre_encoded: bool) -> Result
         },
         create: pb::CreateTradeRecordResponse {
             trade_record: Some(record),
+            replayed: false,
         },
     };
     let (mut server, incoming) = floor_server(listener);
@@ -255,6 +256,7 @@ impl UnaryService<pb::PublishExportReportRequest> for Publish {
             let _ = floor.frames.send(frame.encode_to_vec().into());
             Ok(Response::new(pb::PublishExportReportResponse {
                 export_report: Some(report),
+                replayed: false,
             }))
         })
     }

@@ -40,11 +40,17 @@ impl AnnouncementService for AnnouncementApi {
             .store
             .create_announcement(write.value, write.request)
             .await?;
-        caller::log_write(&caller, "CreateAnnouncement", &stored.id);
+        caller::log_write(
+            &caller,
+            "CreateAnnouncement",
+            &stored.value.id,
+            stored.repeated,
+        );
         Ok(compression::answer(
             accepted,
             pb::CreateAnnouncementResponse {
-                announcement: Some(to_proto::announcement(&stored)),
+                announcement: Some(to_proto::announcement(&stored.value)),
+                replayed: stored.repeated,
             },
         ))
     }
@@ -99,7 +105,7 @@ impl AnnouncementService for AnnouncementApi {
         let accepted = compression::accepted(&request);
         let id = from_proto::id_of(request.get_ref())?;
         self.store.delete_announcement(id).await?;
-        caller::log_write(&caller::name(&request), "DeleteAnnouncement", &id);
+        caller::log_write(&caller::name(&request), "DeleteAnnouncement", &id, false);
         Ok(compression::answer(
             accepted,
             pb::DeleteAnnouncementResponse {},

@@ -30,9 +30,11 @@ pub(crate) fn name<T>(request: &Request<T>) -> Arc<str> {
         .map_or_else(|| Arc::from("anonymous"), |c| Arc::clone(&c.0))
 }
 
-/// Logs a write that succeeded: who made it, with which method, on what.
-pub(crate) fn log_write(caller: &str, method: &str, id: &dyn std::fmt::Display) {
-    tracing::info!(caller, method, %id, "write");
+/// Logs a write that succeeded: who made it, with which method, on what,
+/// and whether it was a retry of a request already done (which wrote
+/// nothing now).
+pub(crate) fn log_write(caller: &str, method: &str, id: &dyn std::fmt::Display, replayed: bool) {
+    tracing::info!(caller, method, %id, replayed, "write");
 }
 
 /// Whose subscription this is, for the per-connection and per-token

@@ -59,11 +59,17 @@ impl ExportReportService for ExportReportApi {
             .store
             .publish_export_report(write.value, write.request)
             .await?;
-        caller::log_write(&caller, "PublishExportReport", &published.id);
+        caller::log_write(
+            &caller,
+            "PublishExportReport",
+            &published.value.id,
+            published.repeated,
+        );
         Ok(compression::answer(
             accepted,
             pb::PublishExportReportResponse {
-                export_report: Some(to_proto::export_report(&published)),
+                export_report: Some(to_proto::export_report(&published.value)),
+                replayed: published.repeated,
             },
         ))
     }

@@ -99,13 +99,14 @@ impl TradeService for TradeApi {
             .store
             .create_trade_records(write.value, write.request)
             .await?;
-        for record in &stored {
-            caller::log_write(&caller, "CreateTradeRecord", &record.id);
+        for record in &stored.value {
+            caller::log_write(&caller, "CreateTradeRecord", &record.id, stored.repeated);
         }
         Ok(compression::answer(
             accepted,
             pb::CreateTradeRecordResponse {
-                trade_record: stored.first().map(|r| to_proto::trade_record(r)),
+                trade_record: stored.value.first().map(|r| to_proto::trade_record(r)),
+                replayed: stored.repeated,
             },
         ))
     }
@@ -121,13 +122,23 @@ impl TradeService for TradeApi {
             .store
             .create_trade_records(write.value, write.request)
             .await?;
-        for record in &stored {
-            caller::log_write(&caller, "BatchCreateTradeRecords", &record.id);
+        for record in &stored.value {
+            caller::log_write(
+                &caller,
+                "BatchCreateTradeRecords",
+                &record.id,
+                stored.repeated,
+            );
         }
         Ok(compression::answer(
             accepted,
             pb::BatchCreateTradeRecordsResponse {
-                trade_records: stored.iter().map(|r| to_proto::trade_record(r)).collect(),
+                trade_records: stored
+                    .value
+                    .iter()
+                    .map(|r| to_proto::trade_record(r))
+                    .collect(),
+                replayed: stored.repeated,
             },
         ))
     }
@@ -168,7 +179,7 @@ impl TradeService for TradeApi {
         let accepted = compression::accepted(&request);
         let id = from_proto::id_of(request.get_ref())?;
         self.store.delete_trade_record(id).await?;
-        caller::log_write(&caller::name(&request), "DeleteTradeRecord", &id);
+        caller::log_write(&caller::name(&request), "DeleteTradeRecord", &id, false);
         Ok(compression::answer(
             accepted,
             pb::DeleteTradeRecordResponse {},
@@ -195,7 +206,12 @@ impl TradeService for TradeApi {
             .store
             .update_trade_record(update.id, update.patch, update.etag, update.source)
             .await?;
-        caller::log_write(&caller::name(&request), "UpdateTradeRecord", &record.id);
+        caller::log_write(
+            &caller::name(&request),
+            "UpdateTradeRecord",
+            &record.id,
+            false,
+        );
         Ok(compression::answer(
             accepted,
             pb::UpdateTradeRecordResponse {

@@ -4,8 +4,16 @@
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 
-fn pool() -> Result<DescriptorPool, String> {
-    DescriptorPool::decode(tradewire::pb::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())
+/// The compiled-in descriptors, decoded once per process: decoding them
+/// costs far more than converting one message, and a bulk write converts
+/// every line of its file.
+fn pool() -> Result<&'static DescriptorPool, String> {
+    static POOL: std::sync::OnceLock<Result<DescriptorPool, String>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        DescriptorPool::decode(tradewire::pb::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
 /// `message` (of type `tradewire.v1.{name}`) as one line of JSON.

@@ -3,11 +3,12 @@
 //! with tables for people and `--json` (one object per line) for scripts,
 //! and `completions`.
 
+mod bulk;
 mod human;
 mod json;
 mod summaries;
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -113,7 +114,9 @@ pub(crate) enum RecordsAction {
         /// The file (`-` for standard input).
         #[arg(long)]
         from: PathBuf,
-        /// Records per batch call.
+        /// Records per batch call (1 to 1000). Run again after a failure
+        /// with the same --batch: each call's request_id comes from its
+        /// lines, so the server stores no line twice.
         #[arg(long, default_value_t = 500)]
         batch: usize,
     },
@@ -121,7 +124,9 @@ pub(crate) enum RecordsAction {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ReportsAction {
-    /// Publish export reports from a file of JSON lines (one ExportReport each).
+    /// Publish export reports from a file of JSON lines (one ExportReport
+    /// each). Safe to run again after a failure: each call's request_id
+    /// comes from its line, so no report is published twice.
     #[command(after_help = "Example:\n  tradewire reports publish --from reports.jsonl")]
     Publish {
         /// The file (`-` for standard input).
@@ -170,24 +175,6 @@ pub(crate) enum AnnouncementsAction {
         #[arg(long)]
         after: Option<u64>,
     },
-}
-
-fn lines(from: &PathBuf) -> Result<Vec<String>, String> {
-    let reader: Box<dyn BufRead> = if from.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?,
-        ))
-    };
-    let mut out = Vec::new();
-    for line in reader.lines() {
-        let line = line.map_err(|e| e.to_string())?;
-        if !line.trim().is_empty() {
-            out.push(line);
-        }
-    }
-    Ok(out)
 }
 
 /// A bar on a terminal; nothing when standard error is piped.
@@ -288,44 +275,7 @@ pub(crate) async fn records(conn: &Connection, action: RecordsAction) -> Result<
             print_all(conn.json, &[record], "TradeRecord", human::records_table)
         }
         RecordsAction::Create { from, batch } => {
-            let lines = lines(&from)?;
-            let mut records = Vec::with_capacity(lines.len());
-            for (n, line) in lines.iter().enumerate() {
-                records.push(
-                    json::from_json::<pb::TradeRecord>(line, "TradeRecord")
-                        .map_err(|e| format!("{} line {}: {e}", from.display(), n + 1))?,
-                );
-            }
-            let bar = progress(records.len());
-            let mut created = 0;
-            for chunk in records.chunks(batch.clamp(1, 1000)) {
-                let response = trade
-                    .batch_create_trade_records(pb::BatchCreateTradeRecordsRequest {
-                        requests: chunk
-                            .iter()
-                            .map(|r| pb::CreateTradeRecordRequest {
-                                trade_record: Some(r.clone()),
-                                request_id: String::new(),
-                            })
-                            .collect(),
-                        request_id: String::new(),
-                    })
-                    .await
-                    .map_err(|e| format!("after {created} created: {}", status(e)))?
-                    .into_inner();
-                created += response.trade_records.len();
-                bar.inc(chunk.len() as u64);
-                if conn.json {
-                    for r in &response.trade_records {
-                        print(json::to_line(r, "TradeRecord")?)?;
-                    }
-                }
-            }
-            bar.finish_and_clear();
-            if !conn.json {
-                print(format!("created {created} trade records"))?;
-            }
-            Ok(())
+            bulk::create_records(&client, conn.json, &from, batch).await
         }
     }
 }
@@ -333,33 +283,7 @@ pub(crate) async fn records(conn: &Connection, action: RecordsAction) -> Result<
 pub(crate) async fn reports(conn: &Connection, action: ReportsAction) -> Result<(), String> {
     let client = conn.client().await?;
     match action {
-        ReportsAction::Publish { from } => {
-            let mut service = client.reports();
-            let lines = lines(&from)?;
-            let bar = progress(lines.len());
-            for (n, line) in lines.iter().enumerate() {
-                let report = json::from_json::<pb::ExportReport>(line, "ExportReport")
-                    .map_err(|e| format!("{} line {}: {e}", from.display(), n + 1))?;
-                let published = service
-                    .publish_export_report(pb::PublishExportReportRequest {
-                        export_report: Some(report),
-                        request_id: String::new(),
-                    })
-                    .await
-                    .map_err(status)?
-                    .into_inner()
-                    .export_report
-                    .ok_or("the answer holds no report")?;
-                bar.inc(1);
-                if conn.json {
-                    print(json::to_line(&published, "ExportReport")?)?;
-                } else {
-                    bar.suspend(|| print(human::report_line(&published)))?;
-                }
-            }
-            bar.finish_and_clear();
-            Ok(())
-        }
+        ReportsAction::Publish { from } => bulk::publish_reports(&client, conn.json, &from).await,
         ReportsAction::List { filter, limit } => {
             let service = client.reports();
             let all = pages(limit, |page_size, page_token| {

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use super::Shared;
-use super::draft::{Draft, Drafted};
+use super::draft::{Answer, Draft, Drafted};
 use super::journal::Journal;
 use super::state::{Command, Mutation, Outcome};
 use crate::error::{Error, Result};
@@ -21,7 +21,7 @@ const MAX_GROUP: usize = 1024;
 /// A queued command and where its answer goes.
 pub(super) struct Job {
     pub(super) command: Command,
-    pub(super) reply: oneshot::Sender<Result<Outcome>>,
+    pub(super) reply: oneshot::Sender<Result<Answer>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -99,7 +99,7 @@ fn fence_if_broken(shared: &Shared, journal: &Journal) {
 /// A drafted command waiting for its group to be durable.
 enum Pending {
     /// Answered without a write: an error or a remembered outcome.
-    Answered(Result<Outcome>),
+    Answered(Result<Answer>),
     /// The outcome of its mutation; mutations are applied, and their
     /// outcomes taken, in the order they were drafted.
     Mutation,
@@ -127,7 +127,7 @@ fn commit_group(
         for Job { command, reply } in group {
             let pending = match draft.execute(command) {
                 Err(error) => Pending::Answered(Err(error)),
-                Ok(Drafted::Repeat(outcome)) => Pending::Answered(Ok(outcome)),
+                Ok(Drafted::Repeat(outcome)) => Pending::Answered(Ok(Answer::repeated(outcome))),
                 Ok(Drafted::Defer(command)) => {
                     deferred.push_back(Job {
                         command: *command,
@@ -186,6 +186,7 @@ fn commit_group(
             Pending::Answered(answer) => answer,
             Pending::Mutation => outcomes
                 .next()
+                .map(Answer::new)
                 .ok_or_else(|| Error::Internal("a write lost its outcome".into())),
         };
         // A caller that went away still had its write made durable.

@@ -9,27 +9,43 @@ use tokio::sync::oneshot;
 use ulid::Ulid;
 
 use super::committer::Job;
-use super::draft::{Draft, Drafted};
+use super::draft::{Answer, Draft, Drafted};
 use super::state::{Command, Outcome};
 use super::{RequestKey, Shared, Store, Writer};
 use crate::domain::{Announcement, ExportReport, RecordPatch, Source, TradeRecord};
 use crate::error::{Error, Result};
 
+/// What a write with an optional request_id stored; for a retry of a
+/// request already done, what that request stored, and nothing new.
+#[derive(Debug)]
+pub(crate) struct Written<T> {
+    pub(crate) value: T,
+    /// The request_id named a request already done: `value` is its first
+    /// outcome, and nothing was written now.
+    pub(crate) repeated: bool,
+}
+
+impl<T> Written<T> {
+    fn new(value: T, repeated: bool) -> Written<T> {
+        Written { value, repeated }
+    }
+}
+
 impl Store {
     /// Runs a write: inline in memory, or through the committer or the
     /// follower.
-    async fn submit(&self, command: Command) -> Result<Outcome> {
+    async fn submit(&self, command: Command) -> Result<Answer> {
         self.inner.shared.check_fence()?;
         let Some(writer) = &self.inner.writer else {
             let shared = &self.inner.shared;
             let mut state = shared.write();
             return match Draft::new(&state).execute(command)? {
-                Drafted::Repeat(outcome) => Ok(outcome),
+                Drafted::Repeat(outcome) => Ok(Answer::repeated(outcome)),
                 Drafted::Mutate(mutation) => {
                     let (outcome, published) = state.apply(*mutation);
                     shared.broadcast(published);
                     Shared::gauge_items(&state);
-                    Ok(outcome)
+                    Ok(Answer::new(outcome))
                 }
                 Drafted::Defer(_) => Err(Error::Internal(
                     "a command alone in its group was deferred".into(),
@@ -54,12 +70,12 @@ impl Store {
         &self,
         records: Vec<TradeRecord>,
         request: Option<RequestKey>,
-    ) -> Result<Vec<Arc<TradeRecord>>> {
-        match self
+    ) -> Result<Written<Vec<Arc<TradeRecord>>>> {
+        let answer = self
             .submit(Command::CreateTradeRecords { records, request })
-            .await?
-        {
-            Outcome::TradeRecords(stored) => Ok(stored),
+            .await?;
+        match answer.outcome {
+            Outcome::TradeRecords(stored) => Ok(Written::new(stored, answer.repeated)),
             other => Err(unexpected(other)),
         }
     }
@@ -78,7 +94,7 @@ impl Store {
             etag,
             source,
         };
-        match self.submit(command).await? {
+        match self.submit(command).await?.outcome {
             Outcome::TradeRecords(mut records) if records.len() == 1 => records
                 .pop()
                 .ok_or_else(|| Error::Internal("no record".into())),
@@ -94,13 +110,14 @@ impl Store {
         &self,
         announcement: Announcement,
         request: Option<RequestKey>,
-    ) -> Result<Arc<Announcement>> {
+    ) -> Result<Written<Arc<Announcement>>> {
         let command = Command::CreateAnnouncement {
             announcement,
             request,
         };
-        match self.submit(command).await? {
-            Outcome::Announcement(stored) => Ok(stored),
+        let answer = self.submit(command).await?;
+        match answer.outcome {
+            Outcome::Announcement(stored) => Ok(Written::new(stored, answer.repeated)),
             other => Err(unexpected(other)),
         }
     }
@@ -115,12 +132,12 @@ impl Store {
         &self,
         report: ExportReport,
         request: Option<RequestKey>,
-    ) -> Result<Arc<ExportReport>> {
-        match self
+    ) -> Result<Written<Arc<ExportReport>>> {
+        let answer = self
             .submit(Command::PublishExportReport { report, request })
-            .await?
-        {
-            Outcome::ExportReport(published) => Ok(published),
+            .await?;
+        match answer.outcome {
+            Outcome::ExportReport(published) => Ok(Written::new(published, answer.repeated)),
             other => Err(unexpected(other)),
         }
     }

@@ -268,9 +268,24 @@ async fn a_reused_request_id_answers_its_first_outcome_or_already_exists() {
         requests: vec![create(record("IRN", "RUS", "8708", year, 13))],
         request_id: "batch-1".into(),
     };
-    let first = trade.batch_create_trade_records(batch(2001)).await.unwrap();
-    let again = trade.batch_create_trade_records(batch(2001)).await.unwrap();
-    assert_eq!(first.into_inner(), again.into_inner(), "the first outcome");
+    let first = trade
+        .batch_create_trade_records(batch(2001))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = trade
+        .batch_create_trade_records(batch(2001))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !first.replayed && again.replayed,
+        "the retry says it is one"
+    );
+    assert_eq!(
+        first.trade_records, again.trade_records,
+        "the first outcome"
+    );
     let status = trade
         .batch_create_trade_records(batch(2002))
         .await
@@ -289,7 +304,15 @@ async fn a_reused_request_id_answers_its_first_outcome_or_already_exists() {
         .publish_export_report(publication("grew"))
         .await
         .unwrap();
-    assert_eq!(first.into_inner(), again.into_inner(), "the first outcome");
+    let (first, again) = (first.into_inner(), again.into_inner());
+    assert!(
+        !first.replayed && again.replayed,
+        "the retry says it is one"
+    );
+    assert_eq!(
+        first.export_report, again.export_report,
+        "the first outcome"
+    );
     let status = reports
         .publish_export_report(publication("fell"))
         .await
@@ -308,7 +331,12 @@ async fn a_reused_request_id_answers_its_first_outcome_or_already_exists() {
         .create_announcement(creation("met"))
         .await
         .unwrap();
-    assert_eq!(first.into_inner(), again.into_inner(), "the first outcome");
+    let (first, again) = (first.into_inner(), again.into_inner());
+    assert!(
+        !first.replayed && again.replayed,
+        "the retry says it is one"
+    );
+    assert_eq!(first.announcement, again.announcement, "the first outcome");
     let status = announcements
         .create_announcement(creation("did not meet"))
         .await

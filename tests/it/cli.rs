@@ -86,7 +86,10 @@ async fn records_are_created_from_json_lines() {
     )
     .await;
     assert!(ok, "{error}");
-    assert_eq!(out.trim(), "created 5 trade records");
+    assert_eq!(
+        out.trim(),
+        "created 5 trade records; 0 were already there (stored by an earlier run of this file)"
+    );
     let (_, lines, _) = tradewire(&server, &["records", "list", "--json"]).await;
     assert_eq!(lines.lines().count(), 5);
 

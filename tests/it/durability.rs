@@ -173,7 +173,11 @@ async fn a_restart_keeps_every_write_and_sequences_continue() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(retry, first, "request_id de-duplication survives a restart");
+    assert!(retry.replayed, "a retry after the restart says it is one");
+    assert_eq!(
+        retry.trade_record, first.trade_record,
+        "request_id de-duplication survives a restart"
+    );
     let ids: Vec<String> = before.0.iter().map(|r| r.id.clone()).collect();
     let fresh = server
         .trade()

@@ -8,6 +8,7 @@ mod common;
 
 mod announcements;
 mod bad_input;
+mod bulk_writes;
 mod cli;
 mod client;
 mod compression;

@@ -128,8 +128,12 @@ async fn snapshots_compact_the_log_and_restore_everything() {
         .await
         .unwrap()
         .into_inner();
+    assert!(
+        retried.replayed,
+        "a retry after the snapshot says it is one"
+    );
     assert_eq!(
-        retried, created,
+        retried.trade_record, created.trade_record,
         "a remembered request id answers its outcome"
     );
     let reused = trade.create_trade_record(create_once(1)).await.unwrap_err();

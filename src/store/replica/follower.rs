@@ -39,7 +39,7 @@ use super::snapshots::{Manifest, Snapshots};
 use crate::error::{Error, Result};
 use crate::store::Shared;
 use crate::store::committer::Job;
-use crate::store::draft::{Draft, Drafted};
+use crate::store::draft::{Answer, Draft, Drafted};
 use crate::store::state::{Mutation, Outcome};
 
 /// Most commands one group takes.
@@ -76,7 +76,7 @@ pub(super) struct Follower {
 
 /// A drafted command waiting for its group's publish.
 enum Plan {
-    Answer(Result<Outcome>),
+    Answer(Result<Answer>),
     Mutation,
     /// Next group: the draft deferred it, or the message was full.
     Later,
@@ -336,7 +336,7 @@ impl Follower {
             }
             let plan = match draft.execute(job.command.clone()) {
                 Err(error) => Plan::Answer(Err(error)),
-                Ok(Drafted::Repeat(outcome)) => Plan::Answer(Ok(outcome)),
+                Ok(Drafted::Repeat(outcome)) => Plan::Answer(Ok(Answer::repeated(outcome))),
                 Ok(Drafted::Defer(_)) => Plan::Later,
                 Ok(Drafted::Mutate(mutation)) => match builder.push(&mutation) {
                     Ok(()) => {
@@ -470,6 +470,7 @@ fn answer(group: Vec<Job>, plans: Vec<Plan>, outcomes: Vec<Outcome>, deferred: &
             Plan::Answer(answer) => answer,
             Plan::Mutation => outcomes
                 .next()
+                .map(Answer::new)
                 .ok_or_else(|| Error::Internal("a write lost its outcome".into())),
             Plan::Later => {
                 deferred.push_back(job);
@@ -480,7 +481,7 @@ fn answer(group: Vec<Job>, plans: Vec<Plan>, outcomes: Vec<Outcome>, deferred: &
     }
 }
 
-fn answer_all(group: Vec<Job>, answer: impl Fn(&Job) -> Result<Outcome>) {
+fn answer_all(group: Vec<Job>, answer: impl Fn(&Job) -> Result<Answer>) {
     for job in group {
         let result = answer(&job);
         let _ = job.reply.send(result);
