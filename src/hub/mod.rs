@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::store::{Evicted, Feed};
+use crate::store::{Evicted, FEED_KINDS, Feed};
 use subscription::Subscription;
 
 /// How many items replay and catch-up read from the store at a time.
@@ -195,7 +195,7 @@ impl Hub {
                     Share::Connection(_) => "this connection".to_owned(),
                     Share::Token(name) => format!("token {name:?}"),
                 };
-                metrics::counter!("tradewire_refused_total", "limit" => "subscriber_share")
+                metrics::counter!("tradewire_refused_total", "limit" => SUBSCRIBER_SHARE)
                     .increment(1);
                 return Err(Error::ResourceExhausted(format!(
                     "{holder} holds its maximum of {limit} subscribers"
@@ -223,7 +223,7 @@ impl Hub {
                 open,
             })
         } else {
-            metrics::counter!("tradewire_refused_total", "limit" => "max_subscribers").increment(1);
+            metrics::counter!("tradewire_refused_total", "limit" => MAX_SUBSCRIBERS).increment(1);
             Err(Error::ResourceExhausted(format!(
                 "the server holds its maximum of {max} subscribers"
             )))
@@ -288,6 +288,50 @@ fn out_of_range(after: u64, evicted: Evicted) -> Error {
             evicted.oldest_retained
         ),
         oldest_retained: evicted.oldest_retained,
+    }
+}
+
+/// The `limit` of `tradewire_refused_total` when a connection or a token
+/// holds its share of subscriber slots, and when the server holds its
+/// maximum.
+const SUBSCRIBER_SHARE: &str = "subscriber_share";
+const MAX_SUBSCRIBERS: &str = "max_subscribers";
+
+/// Registers and describes the hub's series at zero, so that a scrape of
+/// a fresh server shows them (alerts on `absent()` and rates need them
+/// from the start); the values are emitted where subscriptions open,
+/// deliver and close.
+pub(crate) fn register_metrics() {
+    metrics::describe_gauge!("tradewire_subscribers", "Open subscriptions, by stream.");
+    metrics::describe_counter!(
+        "tradewire_deliveries_total",
+        "Items delivered to subscribers, by stream."
+    );
+    metrics::describe_counter!(
+        "tradewire_heartbeats_total",
+        "Heartbeats sent to idle subscribers, by stream."
+    );
+    metrics::describe_counter!(
+        "tradewire_catch_ups_total",
+        "Times a subscriber fell behind the live channel and caught up from the store, by stream."
+    );
+    metrics::describe_counter!(
+        "tradewire_catch_up_items_total",
+        "Items delivered from the store while catching up, by stream."
+    );
+    for stream in FEED_KINDS {
+        metrics::gauge!("tradewire_subscribers", "stream" => stream).set(0.0);
+        for counter in [
+            "tradewire_deliveries_total",
+            "tradewire_heartbeats_total",
+            "tradewire_catch_ups_total",
+            "tradewire_catch_up_items_total",
+        ] {
+            metrics::counter!(counter, "stream" => stream).increment(0);
+        }
+    }
+    for limit in [SUBSCRIBER_SHARE, MAX_SUBSCRIBERS] {
+        metrics::counter!("tradewire_refused_total", "limit" => limit).increment(0);
     }
 }
 

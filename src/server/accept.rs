@@ -32,7 +32,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
 use super::opened_streams::OpenedStreams;
-use super::security_log::SecurityLog;
+use super::security_log::{SecurityEvent, SecurityLog};
 use super::tls::TlsAcceptorHandle;
 use crate::api::caller::Peer;
 
@@ -251,9 +251,9 @@ async fn accept_loop(
             }
             Err(error) => {
                 let kind = if is_out_of_descriptors(&error) {
-                    "out_of_file_descriptors"
+                    SecurityEvent::OutOfFileDescriptors
                 } else {
-                    "accept_failed"
+                    SecurityEvent::AcceptFailed
                 };
                 log.event(
                     kind,
@@ -267,7 +267,7 @@ async fn accept_loop(
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             log.event(
-                "connection_refused",
+                SecurityEvent::ConnectionRefused,
                 Some(peer),
                 &format!(
                     "the server holds its maximum of {} connections",
@@ -291,11 +291,15 @@ async fn accept_loop(
                     let _ = ready.send(Ok(connection)).await;
                 }
                 Ok(Err(error)) => {
-                    log.event("handshake_failed", Some(info.addr), &error.to_string());
+                    log.event(
+                        SecurityEvent::HandshakeFailed,
+                        Some(info.addr),
+                        &error.to_string(),
+                    );
                 }
                 Err(_) => {
                     log.event(
-                        "handshake_timeout",
+                        SecurityEvent::HandshakeTimeout,
                         Some(info.addr),
                         &format!(
                             "no TLS handshake and HTTP/2 preface within {:?}; closed",

@@ -37,7 +37,7 @@ use super::auth::Auth;
 use super::deadline::{self, DeadlineBody, Timeout};
 use super::limits::{self, Arrival, InFlight, InFlightPlace, RequestBodies};
 use super::methods::{CallMethod, Method};
-use super::security_log::SecurityLog;
+use super::security_log::{SecurityEvent, SecurityLog};
 use super::stack::Inner;
 use crate::api::caller::{Caller, Peer};
 
@@ -99,7 +99,7 @@ impl<S: Inner> Service<http::Request<Body>> for Admit<S> {
             Ok(caller) => caller,
             Err(status) => {
                 admission.log.event(
-                    "auth_refused",
+                    SecurityEvent::AuthRefused,
                     peer,
                     &format!("{} {}", request.uri().path(), status.message()),
                 );
@@ -114,7 +114,9 @@ impl<S: Inner> Service<http::Request<Body>> for Admit<S> {
         let place = match admission.in_flight.take() {
             Ok(place) => place,
             Err(status) => {
-                admission.log.event("overloaded", peer, status.message());
+                admission
+                    .log
+                    .event(SecurityEvent::Overloaded, peer, status.message());
                 return Admitted::refused(status);
             }
         };

@@ -25,7 +25,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
 
-use super::security_log::SecurityLog;
+use super::security_log::{SecurityEvent, SecurityLog};
 use super::stack::GRPC_STATUS;
 
 // ---- in-flight calls ----
@@ -100,7 +100,9 @@ fn late(config: &RequestBodies, peer: Option<std::net::SocketAddr>) -> Status {
         "the request did not arrive whole within {:?}",
         config.receive_timeout
     );
-    config.log.event("request_timeout", peer, &message);
+    config
+        .log
+        .event(SecurityEvent::RequestTimeout, peer, &message);
     Status::deadline_exceeded(message)
 }
 
@@ -205,7 +207,7 @@ impl http_body::Body for LimitedBody {
                     );
                     self.config
                         .log
-                        .event("request_too_large", self.peer, &message);
+                        .event(SecurityEvent::RequestTooLarge, self.peer, &message);
                     return Poll::Ready(Some(Err(Status::resource_exhausted(message))));
                 }
                 self.remaining -= len;

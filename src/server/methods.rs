@@ -183,7 +183,7 @@ impl Methods {
         self.by_path.get(path)
     }
 
-    #[cfg(test)]
+    /// Every method, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Method> {
         self.by_path.values()
     }

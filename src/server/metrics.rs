@@ -6,12 +6,19 @@
 //! The metrics themselves are emitted where things happen: the call layer
 //! (`grpc_server_*`), the hub (subscribers, deliveries, catch-ups,
 //! heartbeats), the store (items, log bytes, group size, fsync and snapshot
-//! times) and the security log (refusals by limit).
+//! times) and the security log (refusals by limit). The recorder is
+//! installed before the store opens, and every series is registered at
+//! zero then (each layer names its own), so that the first scrape shows
+//! them all, and the demo's writes and a recovery are counted.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+use super::methods;
+use super::security_log::SecurityEvent;
+use crate::store::StoreConfig;
 
 /// Bucket bounds, in seconds, of the latency histograms.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -20,10 +27,11 @@ const LATENCY_BUCKETS: [f64; 14] = [
 /// Bucket bounds of the group-size histogram (writes per commit group).
 const GROUP_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0];
 
-/// Installs the recorder and its HTTP listener; false (with a log line)
-/// when that fails, for example when a recorder is already installed in
-/// this process.
-pub(super) fn install(addr: SocketAddr) -> bool {
+/// Installs the recorder and its HTTP listener, and registers every series
+/// of a server with this store at zero; false (with a log line) when that
+/// fails, for example when a recorder is already installed in this
+/// process.
+pub(super) fn install(addr: SocketAddr, store: &StoreConfig) -> bool {
     let builder = PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
@@ -36,6 +44,9 @@ pub(super) fn install(addr: SocketAddr) -> bool {
     match builder.and_then(PrometheusBuilder::install) {
         Ok(()) => {
             tracing::info!(%addr, "serving Prometheus metrics on /metrics");
+            register_calls();
+            crate::hub::register_metrics();
+            crate::store::register_metrics(store);
             tokio::spawn(sample_process());
             true
         }
@@ -43,6 +54,54 @@ pub(super) fn install(addr: SocketAddr) -> bool {
             tracing::error!(%error, %addr, "metrics are off");
             false
         }
+    }
+}
+
+/// The call layer's series for every method of the table (each code but
+/// OK appears with its first call), and the security log's for every
+/// kind of event.
+fn register_calls() {
+    metrics::describe_counter!("grpc_server_started_total", "Calls started, by method.");
+    metrics::describe_counter!(
+        "grpc_server_msg_received_total",
+        "Request messages received."
+    );
+    metrics::describe_counter!("grpc_server_msg_sent_total", "Response messages sent.");
+    metrics::describe_counter!(
+        "grpc_server_handled_total",
+        "Calls ended, by method and code."
+    );
+    metrics::describe_histogram!(
+        "grpc_server_handling_seconds",
+        "Time from a call's start to its answer (a stream's end)."
+    );
+    for method in methods::table()
+        .into_iter()
+        .flat_map(methods::Methods::iter)
+    {
+        let labels = [
+            ("grpc_type", method.grpc_type.to_owned()),
+            ("grpc_service", method.service.to_string()),
+            ("grpc_method", method.name.to_string()),
+        ];
+        for counter in [
+            "grpc_server_started_total",
+            "grpc_server_msg_received_total",
+            "grpc_server_msg_sent_total",
+        ] {
+            metrics::counter!(counter, &labels).increment(0);
+        }
+        let [a, b, c] = labels.clone();
+        let ok = [a, b, c, ("grpc_code", "Ok".to_owned())];
+        metrics::counter!("grpc_server_handled_total", &ok).increment(0);
+        let _registered = metrics::histogram!("grpc_server_handling_seconds", &labels);
+    }
+    metrics::describe_counter!(
+        "tradewire_refused_total",
+        "Connections and calls refused (and accept failures), by limit."
+    );
+    for event in SecurityEvent::ALL {
+        metrics::counter!("tradewire_refused_total", "limit" => event.name()).increment(0);
     }
 }
 

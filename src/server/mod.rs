@@ -167,6 +167,8 @@ pub struct App {
     recovery: Option<Recovery>,
     hub: Hub,
     stopping: CancellationToken,
+    /// Whether `open` installed the Prometheus recorder.
+    metrics_on: bool,
     config: Config,
 }
 
@@ -175,7 +177,15 @@ impl App {
     /// and the hub, and loads the demo data if configured and not loaded
     /// before.
     pub async fn open(config: Config) -> Result<App, ServeError> {
+        // Before the store opens: its recovery and the demo's writes are
+        // counted, and a long recovery can be watched.
+        let metrics_on = config
+            .metrics_listen
+            .is_some_and(|addr| metrics::install(addr, &config.store));
         let (store, recovery) = Store::open(config.store.clone()).await?;
+        if metrics_on {
+            store.gauge_items();
+        }
         if let Some(recovery) = &recovery {
             tracing::info!(
                 snapshot_lsn = ?recovery.snapshot_lsn,
@@ -192,6 +202,7 @@ impl App {
             recovery,
             hub: Hub::new(config.hub.clone(), stopping.clone()),
             stopping,
+            metrics_on,
             config,
         };
         if app.config.demo && !app.store.demo_loaded() {
@@ -255,7 +266,7 @@ impl App {
         let local_addr = listener.local_addr()?;
         self.validate()?;
         let (tokens, tls) = self.load_security(local_addr)?;
-        let metrics_on = self.install_metrics();
+        let metrics_on = self.metrics_on;
         let log = SecurityLog::default();
         let (health, health_service) = tonic_health::server::health_reporter();
         let router = self.router(health_service, tokens, metrics_on, &log)?;
@@ -344,15 +355,6 @@ impl App {
             None => None,
         };
         Ok((tokens, tls))
-    }
-
-    /// Serves Prometheus metrics if configured; says whether they are on.
-    fn install_metrics(&self) -> bool {
-        let on = self.config.metrics_listen.is_some_and(metrics::install);
-        if on {
-            self.store.gauge_items();
-        }
-        on
     }
 
     /// The services behind the stack (`stack`), with tradewire's transport

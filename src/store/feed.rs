@@ -11,6 +11,12 @@ use super::seqlog::{Evicted, SeqLog};
 use super::state::State;
 use crate::domain::Sequenced;
 
+/// The stream names of the feeds, as metrics label them.
+pub(crate) const EXPORT_REPORTS: &str = "export_reports";
+pub(crate) const ANNOUNCEMENTS: &str = "announcements";
+/// Every feed's name.
+pub(crate) const FEED_KINDS: [&str; 2] = [EXPORT_REPORTS, ANNOUNCEMENTS];
+
 /// A numbered stream of items, as the hub reads it.
 pub(crate) trait Feed: Send + Sync + 'static {
     /// What the stream carries.

@@ -30,6 +30,7 @@ mod page;
 mod record_keys;
 mod replica;
 mod seqlog;
+mod series;
 mod state;
 mod summaries;
 mod writes;
@@ -46,13 +47,14 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use committer::{Job, commit_loop};
-pub(crate) use feed::{Feed, LogFeed};
+pub(crate) use feed::{FEED_KINDS, Feed, LogFeed};
 pub use journal::{DurableConfig, FsyncPolicy, OpenError, Recovery, SyncHook};
 pub(crate) use page::Page;
 use page::{SCAN_BUDGET, page};
 pub use replica::JetStreamConfig;
 pub(crate) use seqlog::Evicted;
 use seqlog::keys_after;
+pub(crate) use series::register as register_metrics;
 use state::{Outcome, Published, State};
 
 /// Sizes and limits of the store.
@@ -179,12 +181,11 @@ impl Shared {
 
     /// The items held, as gauges; called after writes are applied.
     fn gauge_items(state: &State) {
-        metrics::gauge!("tradewire_items", "kind" => "trade_records")
-            .set(state.records.len() as f64);
-        metrics::gauge!("tradewire_items", "kind" => "announcements")
+        let [records, announcements, reports] = series::ITEM_KINDS;
+        metrics::gauge!("tradewire_items", "kind" => records).set(state.records.len() as f64);
+        metrics::gauge!("tradewire_items", "kind" => announcements)
             .set(state.announcements.len() as f64);
-        metrics::gauge!("tradewire_items", "kind" => "export_reports")
-            .set(state.reports.len() as f64);
+        metrics::gauge!("tradewire_items", "kind" => reports).set(state.reports.len() as f64);
     }
 
     /// Sends what a write published; called under the write lock.
@@ -444,7 +445,7 @@ impl Store {
     /// The export reports, numbered, for subscriptions.
     pub(crate) fn report_feed(&self) -> LogFeed<ExportReport> {
         LogFeed::new(
-            "export_reports",
+            feed::EXPORT_REPORTS,
             Arc::clone(&self.inner.shared),
             |state| &state.reports,
             |shared| &shared.reports_tx,
@@ -454,7 +455,7 @@ impl Store {
     /// The announcements, numbered, for subscriptions.
     pub(crate) fn announcement_feed(&self) -> LogFeed<Announcement> {
         LogFeed::new(
-            "announcements",
+            feed::ANNOUNCEMENTS,
             Arc::clone(&self.inner.shared),
             |state| &state.announcement_log,
             |shared| &shared.announcements_tx,

@@ -264,3 +264,92 @@ async fn concurrent_writers_under_fsync_always_share_commit_groups() {
         "{writes} writes in {groups} groups: no group held more than one"
     );
 }
+
+/// Every series of a durable server, scraped before any call: at zero, but
+/// the demo's writes at start are counted (Prometheus alerts on `absent()`
+/// and on rates need the series from the first scrape).
+#[tokio::test]
+async fn a_fresh_server_shows_every_series_and_counts_the_demo() {
+    let metrics = free_port().await;
+    let dir = TempDir::new("fresh-metrics");
+    let _server = ServerProcess::start(&[
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+        "--fsync".as_ref(),
+        "always".as_ref(),
+        "--demo".as_ref(),
+        "--metrics-listen".as_ref(),
+        metrics.to_string().as_ref(),
+    ]);
+    let text = scrape(metrics).await;
+    let at = |name: &str, labels: &[(&str, &str)]| {
+        sample(&text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+
+    // The demo data set's writes: two records, two reports (whose
+    // figures are those records) and six announcements.
+    assert_eq!(at("tradewire_items", &[("kind", "trade_records")]), 2.0);
+    assert_eq!(at("tradewire_items", &[("kind", "export_reports")]), 2.0);
+    assert_eq!(at("tradewire_items", &[("kind", "announcements")]), 6.0);
+    assert!(at("tradewire_log_bytes_total", &[]) > 0.0);
+    assert!(at("tradewire_fsync_seconds_count", &[]) >= 1.0);
+    assert!(at("tradewire_commit_group_size_count", &[]) >= 1.0);
+
+    // Nothing else has happened yet.
+    for stream in ["export_reports", "announcements"] {
+        for name in [
+            "tradewire_subscribers",
+            "tradewire_deliveries_total",
+            "tradewire_heartbeats_total",
+            "tradewire_catch_ups_total",
+            "tradewire_catch_up_items_total",
+        ] {
+            assert_eq!(at(name, &[("stream", stream)]), 0.0, "{name} {stream}");
+        }
+    }
+    for limit in [
+        "accept_failed",
+        "out_of_file_descriptors",
+        "connection_refused",
+        "handshake_failed",
+        "handshake_timeout",
+        "request_timeout",
+        "request_too_large",
+        "auth_refused",
+        "overloaded",
+        "subscriber_share",
+        "max_subscribers",
+    ] {
+        assert_eq!(
+            at("tradewire_refused_total", &[("limit", limit)]),
+            0.0,
+            "{limit}"
+        );
+    }
+    for kind in ["summary", "breakdown"] {
+        assert_eq!(at("tradewire_summaries_total", &[("kind", kind)]), 0.0);
+    }
+    assert_eq!(at("tradewire_summary_examined_records_count", &[]), 0.0);
+    assert_eq!(at("tradewire_snapshot_seconds_count", &[]), 0.0);
+    for name in [
+        "grpc_server_started_total",
+        "grpc_server_msg_received_total",
+        "grpc_server_msg_sent_total",
+        "grpc_server_handling_seconds_count",
+    ] {
+        assert_eq!(at(name, &GET), 0.0, "{name}");
+    }
+    let ok: Vec<(&str, &str)> = GET.iter().copied().chain([("grpc_code", "Ok")]).collect();
+    assert_eq!(at("grpc_server_handled_total", &ok), 0.0);
+    let stream = [
+        ("grpc_type", "server_stream"),
+        ("grpc_method", "SubscribeExportReports"),
+    ];
+    assert_eq!(at("grpc_server_started_total", &stream), 0.0);
+    assert!(
+        text.contains("# HELP tradewire_items "),
+        "series carry their help text"
+    );
+    // The replica's series belong to the jetstream backend only.
+    assert!(!text.contains("tradewire_replica_connected"), "{text}");
+}
