@@ -34,11 +34,14 @@ pub struct Loaded {
     pub announcements: usize,
 }
 
+/// Why a step of the demo failed: any error, said once at `load`.
+type Failed = Box<dyn std::error::Error + Send + Sync>;
+
 fn decode<M: prost::Message + Default>(
     pool: &DescriptorPool,
     name: &str,
     json: Value,
-) -> Result<M, ServeError> {
+) -> Result<M, Failed> {
     let descriptor = pool
         .get_message_by_name(name)
         .ok_or_else(|| format!("demo: no message {name} in the descriptor set"))?;
@@ -48,7 +51,7 @@ fn decode<M: prost::Message + Default>(
 }
 
 /// Replaces every `"$ref:NAME"` string with the id created by step NAME.
-fn resolve(value: &mut Value, refs: &HashMap<String, String>) -> Result<(), ServeError> {
+fn resolve(value: &mut Value, refs: &HashMap<String, String>) -> Result<(), Failed> {
     match value {
         Value::String(s) => {
             if let Some(name) = s.strip_prefix("$ref:") {
@@ -65,11 +68,22 @@ fn resolve(value: &mut Value, refs: &HashMap<String, String>) -> Result<(), Serv
     Ok(())
 }
 
+/// Loads the demo data set through the handlers, in its steps' order.
 pub(crate) async fn load(
     trade: &TradeApi,
     announcements: &AnnouncementApi,
     reports: &ExportReportApi,
 ) -> Result<Loaded, ServeError> {
+    run_steps(trade, announcements, reports)
+        .await
+        .map_err(|e| ServeError::Demo(e.to_string()))
+}
+
+async fn run_steps(
+    trade: &TradeApi,
+    announcements: &AnnouncementApi,
+    reports: &ExportReportApi,
+) -> Result<Loaded, Failed> {
     let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)?;
     let document: Value = serde_json::from_str(DEMO_JSON)?;
     let steps = document

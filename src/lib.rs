@@ -5,6 +5,12 @@
 //! clients and servers in [`pb`], a resuming client in [`client`], and
 //! what opening a durable store reports. Everything else is internal.
 //!
+//! The `testing` feature (off by default) adds what tests and the bench
+//! need and no user should rely on: fault injection into the local log
+//! (`Faults` through `DurableConfig::with_faults`), `App::catch_ups`,
+//! and `bench_hooks` (the encode-once codec and a store without a
+//! transport).
+//!
 //! Module map (see ARCHITECTURE.md for the write and subscribe paths); each
 //! imports only those below it:
 //! - `client` (public): a client with timeouts, TLS and tokens, and
@@ -19,9 +25,12 @@
 //! - `error`: the one error type.
 
 #![forbid(unsafe_code)]
+// The library reports through tracing and its return values; printing is
+// the binary's business.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod api;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod bench_hooks;
 pub mod client;
 mod demo;
@@ -45,7 +54,12 @@ pub mod pb {
 pub use demo::Loaded as DemoLoaded;
 pub use error::ServeError;
 pub use hub::HubConfig;
-pub use server::{App, Config, Limits, Scope, TlsFiles, create_token, parse_scopes, serve};
-pub use store::{
-    Counts, DurableConfig, FsyncPolicy, JetStreamConfig, OpenError, Recovery, StoreConfig, SyncHook,
+pub use server::{
+    App, Config, Limits, Scope, TlsFiles, TokenError, create_token, parse_scopes, serve,
 };
+pub use store::{
+    Counts, DurableConfig, FsyncPolicy, JetStreamConfig, OpenError, Recovery, StoreConfig,
+};
+/// Fault injection into the local log, for tests (feature `testing`).
+#[cfg(feature = "testing")]
+pub use store::{Faults, SyncHook};

@@ -170,13 +170,29 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-async fn serve(args: ServeArgs) -> Result<(), tradewire::ServeError> {
+async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = args.config();
     raise_open_file_limit();
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    tradewire::serve(listener, config, shutdown_signal()).await
+    tradewire::serve(listener, config, shutdown_signal())
+        .await
+        .map_err(|error| with_remedy(&error))
+}
+
+/// The error as a user of the binary reads it: with the flag that gets
+/// past it, where there is one.
+fn with_remedy(error: &tradewire::ServeError) -> String {
+    match error {
+        tradewire::ServeError::Open(tradewire::OpenError::Corrupt { .. }) => format!(
+            "{error}; start with --repair to keep the intact prefix (a copy of the file is kept)"
+        ),
+        tradewire::ServeError::Open(tradewire::OpenError::Locked { .. }) => {
+            format!("{error}; stop it, or give this one another --data-dir")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// What `serve --print-config` shows: the settings outside `Config`, then

@@ -2,6 +2,10 @@
 
 use std::fs;
 
+/// The unit of /proc's CPU times: clock ticks per second, which Linux
+/// fixes at 100 for user space on every architecture.
+const USER_HZ: u64 = 100;
+
 /// CPU time (user + system) of a process, in microseconds.
 pub(crate) fn cpu_micros(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -11,10 +15,7 @@ pub(crate) fn cpu_micros(pid: u32) -> Option<u64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
-    Some((utime + stime) * 1_000_000 / ticks)
+    Some((utime + stime) * 1_000_000 / USER_HZ)
 }
 
 /// Resident set size of a process, in bytes.
@@ -25,18 +26,20 @@ pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Pins the calling process (all its threads created later) to `core`.
+/// Pins this process (every thread it has, and so those it makes later)
+/// to `core`, with util-linux's `taskset`, as the servers under test are.
 pub(crate) fn pin_self(core: usize) -> bool {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within
-    // it for core < CPU_SETSIZE; sched_setaffinity reads it.
-    unsafe {
-        if core >= libc::CPU_SETSIZE as usize {
-            return false;
-        }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    }
+    std::process::Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &core.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// How many cores this process may run on.

@@ -8,6 +8,9 @@
 //! bytes of one, or a message written as its length-delimited fields
 //! around cached encodings (a Get or List answer).
 
+// Public for `bench_hooks` (feature `testing`), which re-exports them.
+#![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
+
 use std::marker::PhantomData;
 
 use bytes::{BufMut, Bytes};

@@ -19,7 +19,7 @@
 mod subscription;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -168,8 +168,11 @@ impl Hub {
 
     /// How many times a subscription has lagged and caught up from the
     /// store, since start.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn catch_ups(&self) -> u64 {
-        self.inner.catch_ups.load(Ordering::Relaxed)
+        self.inner
+            .catch_ups
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn admit(&self, owner: &Owner, kind: &'static str) -> Result<Slot> {

@@ -46,37 +46,52 @@ impl Scope {
     }
 }
 
-/// Parses a comma-separated scope list, such as `read,publish`.
-pub fn parse_scopes(list: &str) -> Result<Vec<Scope>, String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            Scope::parse(s)
-                .ok_or_else(|| format!("unknown scope {s:?}; use read, write, publish or admin"))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|scopes| {
-            if scopes.is_empty() {
-                Err("name at least one scope".into())
-            } else {
-                Ok(scopes)
-            }
-        })
+/// Why a token could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// A scope list named a scope that does not exist.
+    #[error("unknown scope {0:?}; use read, write, publish or admin")]
+    UnknownScope(String),
+    /// A scope list named no scope.
+    #[error("name at least one scope")]
+    NoScope,
+    /// A token name other than letters, digits, `-`, `_` and `.`.
+    #[error("a token name is letters, digits, '-', '_' and '.'")]
+    BadName,
+    /// The system's random source failed.
+    #[error("the system random source failed")]
+    Random,
 }
 
-/// A new random token and its line for the tokens file.
-pub fn create_token(name: &str, scopes: &[Scope]) -> Result<(String, String), String> {
+/// Parses a comma-separated scope list, such as `read,publish`.
+pub fn parse_scopes(list: &str) -> Result<Vec<Scope>, TokenError> {
+    let scopes = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Scope::parse(s).ok_or_else(|| TokenError::UnknownScope(s.to_owned())))
+        .collect::<Result<Vec<_>, _>>()?;
+    if scopes.is_empty() {
+        return Err(TokenError::NoScope);
+    }
+    Ok(scopes)
+}
+
+/// A new token and its line for the tokens file: the token (`tw_` and 64
+/// hex digits of the system's random source), which only its holder
+/// keeps, and `NAME SCOPES SHA256`, which the server keeps.
+pub fn create_token(name: &str, scopes: &[Scope]) -> Result<(String, String), TokenError> {
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        return Err("a token name is letters, digits, '-', '_' and '.'".into());
+        return Err(TokenError::BadName);
     }
     let mut secret = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
-        .map_err(|_| "the system random source failed".to_owned())?;
+        .map_err(|_| TokenError::Random)?;
     let token = format!("tw_{}", hex(&secret));
     let scopes: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
     let line = format!(

@@ -60,7 +60,7 @@ use crate::store::{Counts, Recovery, Store, StoreConfig};
 use accept::{AcceptConfig, accepted_connections};
 use admission::{Admission, AdmissionLayer};
 use auth::{Auth, Tokens};
-pub use auth::{create_token, parse_scopes};
+pub use auth::{TokenError, create_token, parse_scopes};
 use calls::CallLayer;
 use limits::{InFlight, RequestBodies};
 pub use methods::Scope;
@@ -207,7 +207,10 @@ impl App {
         };
         if app.config.demo && !app.store.demo_loaded() {
             let loaded = app.load_demo().await?;
-            app.store.mark_demo_loaded().await?;
+            app.store
+                .mark_demo_loaded()
+                .await
+                .map_err(|e| ServeError::Demo(e.to_string()))?;
             tracing::info!(?loaded, "demo data loaded");
         }
         Ok(app)
@@ -239,7 +242,10 @@ impl App {
         self.hub.subscriber_count()
     }
 
-    /// How many times a subscription lagged and caught up from the store.
+    /// How many times a subscription lagged and caught up from the store
+    /// (feature `testing`; the metric `tradewire_catch_ups_total` is the
+    /// supported way to watch it).
+    #[cfg(feature = "testing")]
     pub fn catch_ups(&self) -> u64 {
         self.hub.catch_ups()
     }
@@ -323,14 +329,13 @@ impl App {
     /// Refuses a configuration that cannot serve, before anything does:
     /// a method whose contract declares no scope, or limits out of range.
     fn validate(&self) -> Result<(), ServeError> {
-        methods::table()?;
+        methods::table().map_err(|e| ServeError::Contract(e.to_owned()))?;
         let limits = &self.config.limits;
         if limits.max_message_bytes > MAX_MESSAGE_BYTES {
-            return Err(format!(
+            return Err(ServeError::Config(format!(
                 "max_message_bytes {} is above tonic's decoding limit of {MAX_MESSAGE_BYTES}",
                 limits.max_message_bytes
-            )
-            .into());
+            )));
         }
         Ok(())
     }
@@ -342,7 +347,7 @@ impl App {
         local_addr: std::net::SocketAddr,
     ) -> Result<(Option<Tokens>, Option<TlsAcceptorHandle>), ServeError> {
         let tokens = match &self.config.auth_tokens {
-            Some(path) => Some(Tokens::load(path)?),
+            Some(path) => Some(Tokens::load(path).map_err(ServeError::Tokens)?),
             None => {
                 if !local_addr.ip().is_loopback() {
                     tracing::warn!(%local_addr, "no --auth-tokens: any peer that reaches this address may write and publish");
@@ -351,7 +356,7 @@ impl App {
             }
         };
         let tls = match &self.config.tls {
-            Some(files) => Some(TlsAcceptorHandle::load(files)?),
+            Some(files) => Some(TlsAcceptorHandle::load(files).map_err(ServeError::Tls)?),
             None => None,
         };
         Ok((tokens, tls))
@@ -404,8 +409,8 @@ impl App {
                 }
             })
             .add_service(health_service)
-            .add_service(reflection().build_v1()?)
-            .add_service(reflection().build_v1alpha()?)
+            .add_service(reflection().build_v1().map_err(contract)?)
+            .add_service(reflection().build_v1alpha().map_err(contract)?)
             .add_service(trade_routes(self.trade_api()))
             .add_service(COMPRESSION.iter().fold(
                 AnnouncementServiceServer::new(self.announcement_api()),
@@ -468,6 +473,11 @@ fn reload_on_sighup(tls: TlsAcceptorHandle) -> tokio::task::JoinHandle<()> {
 /// A reflection builder that knows every served service, both reflection
 /// versions included, so either version lists all of them, and the error
 /// detail types the services send.
+/// Reflection could not read the compiled-in descriptors.
+fn contract(error: tonic_reflection::server::Error) -> ServeError {
+    ServeError::Contract(error.to_string())
+}
+
 fn reflection() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .include_reflection_service(false)

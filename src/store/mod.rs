@@ -48,7 +48,9 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use committer::{Job, commit_loop};
 pub(crate) use feed::{FEED_KINDS, Feed, LogFeed};
-pub use journal::{DurableConfig, FsyncPolicy, OpenError, Recovery, SyncHook};
+pub use journal::{DurableConfig, FsyncPolicy, OpenError, Recovery};
+#[cfg(feature = "testing")]
+pub use journal::{Faults, SyncHook};
 pub(crate) use page::Page;
 use page::{SCAN_BUDGET, page};
 pub use replica::JetStreamConfig;

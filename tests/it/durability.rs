@@ -8,7 +8,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tradewire::pb::subscribe_export_reports_request::Start;
 use tradewire::pb::subscribe_export_reports_response::Event;
-use tradewire::{App, Config, pb};
+use tradewire::{App, Config, Faults, OpenError, ServeError, pb};
 
 pub(crate) async fn everything(
     server: &TestServer,
@@ -322,10 +322,15 @@ async fn a_damaged_early_entry_stops_the_start_unless_repair() {
     bytes[second_entry as usize + 25] ^= 0x40;
     fs::write(&log, &bytes).unwrap();
 
-    let error = App::open(durable(dir.path()))
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = App::open(durable(dir.path())).await.unwrap_err();
+    match &error {
+        ServeError::Open(OpenError::Corrupt { file, offset, .. }) => {
+            assert_eq!(file, &log);
+            assert_eq!(*offset, second_entry);
+        }
+        other => panic!("{other:?}"),
+    }
+    let error = error.to_string();
     assert!(error.contains(&log.display().to_string()), "{error}");
     assert!(error.contains(&format!("offset {second_entry}")), "{error}");
     assert_eq!(
@@ -369,7 +374,11 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
 async fn a_failed_log_write_is_unavailable_and_leaves_nothing_visible() {
     let dir = TempDir::new("full");
     let mut config = durable(dir.path());
-    config.store.durable.as_mut().unwrap().fail_writes_after = Some(3_000);
+    let full_at_3000 = config.store.durable.take().unwrap().with_faults(Faults {
+        fail_writes_after: Some(3_000),
+        ..Faults::default()
+    });
+    config.store.durable = Some(full_at_3000);
     let server = TestServer::with_config(config).await;
     let mut reports = server.reports().await;
     let mut stream = reports

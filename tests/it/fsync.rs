@@ -22,7 +22,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tradewire::Config;
 use tradewire::pb;
-use tradewire::{FsyncPolicy, SyncHook};
+use tradewire::{Faults, FsyncPolicy, SyncHook};
 
 /// How long any single step may take before the test calls it a hang.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -40,13 +40,21 @@ pub(crate) struct SyncGate {
 impl SyncGate {
     pub(crate) fn install(config: &mut Config) -> SyncGate {
         let (gate, hook) = SyncGate::new();
-        config.store.durable.as_mut().unwrap().sync_hook = Some(hook);
+        let durable = config.store.durable.take().unwrap();
+        config.store.durable = Some(durable.with_faults(Faults {
+            sync_hook: Some(hook),
+            ..Faults::default()
+        }));
         gate
     }
 
     fn install_on_snapshots(config: &mut Config) -> SyncGate {
         let (gate, hook) = SyncGate::new();
-        config.store.durable.as_mut().unwrap().snapshot_hook = Some(hook);
+        let durable = config.store.durable.take().unwrap();
+        config.store.durable = Some(durable.with_faults(Faults {
+            snapshot_hook: Some(hook),
+            ..Faults::default()
+        }));
         gate
     }
 

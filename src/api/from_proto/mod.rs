@@ -23,9 +23,9 @@ pub(crate) use announcements::create_announcement;
 pub(crate) use queries::{
     announcement_filter, breakdown_query, id_of, list, subscription, summary_query, trade_filter,
 };
-pub(crate) use records::{
-    batch_create_trade_records, create_trade_record, trade_record, update_trade_record,
-};
+#[cfg(feature = "testing")]
+pub(crate) use records::trade_record;
+pub(crate) use records::{batch_create_trade_records, create_trade_record, update_trade_record};
 pub(crate) use reports::publish_export_report;
 
 /// Caps on request sizes, so one request cannot take unbounded memory.

@@ -28,12 +28,17 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod faults;
 mod recovery;
 mod scan;
 mod snapshot;
 
 use super::StoreConfig;
 use super::state::{Mutation, Snapshot, State};
+#[cfg(not(feature = "testing"))]
+use faults::Faults;
+#[cfg(feature = "testing")]
+pub use faults::{Faults, SyncHook};
 pub use recovery::Recovery;
 use recovery::load;
 use scan::header;
@@ -69,30 +74,9 @@ pub struct DurableConfig {
     pub repair: bool,
     /// Write a snapshot and start a new segment past this many log bytes.
     pub snapshot_after_bytes: u64,
-    /// Test hook: fail any write that would take the log past this many
-    /// bytes in total, as a full disk would.
-    #[doc(hidden)]
-    pub fail_writes_after: Option<u64>,
-    /// Test hook: runs on the committer thread before every fsync of the
-    /// log; an error it returns counts as a failed fsync.
-    #[doc(hidden)]
-    pub sync_hook: Option<SyncHook>,
-    /// Test hook: runs on the snapshot thread before it writes; an error
-    /// it returns fails the snapshot.
-    #[doc(hidden)]
-    pub snapshot_hook: Option<SyncHook>,
-}
-
-/// A fault-injection hook (tests only) around an fsync or a snapshot: it
-/// can hold it up or make it fail.
-#[doc(hidden)]
-#[derive(Clone)]
-pub struct SyncHook(pub std::sync::Arc<dyn Fn() -> io::Result<()> + Send + Sync>);
-
-impl std::fmt::Debug for SyncHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SyncHook")
-    }
+    /// Faults to inject, for tests: none unless set with `with_faults`
+    /// (feature `testing`).
+    faults: Faults,
 }
 
 impl DurableConfig {
@@ -107,15 +91,21 @@ impl DurableConfig {
             fsync: FsyncPolicy::Always,
             repair: false,
             snapshot_after_bytes: 64 * 1024 * 1024,
-            fail_writes_after: None,
-            sync_hook: None,
-            snapshot_hook: None,
+            faults: Faults::default(),
         }
+    }
+
+    /// This configuration with `faults` injected into its log.
+    #[cfg(feature = "testing")]
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
     }
 }
 
 /// Why a data directory cannot be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// Another process holds the directory's lock.
     #[error("data directory {dir} is in use by another tradewire process (lock file {lock})")]
@@ -125,11 +115,9 @@ pub enum OpenError {
         /// Its lock file.
         lock: PathBuf,
     },
-    #[error(
-        "{file}: damaged log entry at offset {offset}: {reason}; start with --repair to keep the intact prefix (a copy of the file is kept)"
-    )]
-    /// A log entry before the tail is damaged; `--repair` keeps the
-    /// intact prefix.
+    /// A log entry before the tail is damaged; opening with
+    /// `DurableConfig::repair` keeps the intact prefix.
+    #[error("{file}: damaged log entry at offset {offset}: {reason}")]
     Corrupt {
         /// The damaged file.
         file: PathBuf,
@@ -339,7 +327,7 @@ impl Journal {
 
     fn write_pending(&mut self) -> io::Result<()> {
         let len = self.pending.len() as u64;
-        if let Some(limit) = self.config.fail_writes_after
+        if let Some(limit) = self.config.faults.fail_writes_after
             && self.total_written + len > limit
         {
             return Err(io::Error::new(
@@ -359,7 +347,7 @@ impl Journal {
     fn sync(&mut self) -> io::Result<()> {
         self.refuse_if_broken()?;
         let started = Instant::now();
-        let synced = match &self.config.sync_hook {
+        let synced = match &self.config.faults.sync_hook {
             Some(hook) => (hook.0)(),
             None => Ok(()),
         }
@@ -427,7 +415,7 @@ impl Journal {
         sync_dir(&dir)?;
         self.segment = new_segment;
         self.segment_len = 0;
-        let hook = self.config.snapshot_hook.clone();
+        let hook = self.config.faults.snapshot_hook.clone();
         let thread = std::thread::Builder::new()
             .name("tradewire-snapshot".into())
             .spawn(move || {
