@@ -16,7 +16,6 @@ use tonic::Request;
 use crate::api::announcement::AnnouncementApi;
 use crate::api::export_report::ExportReportApi;
 use crate::api::trade::TradeApi;
-use crate::error::ServeError;
 use crate::pb::announcement_service_server::AnnouncementService;
 use crate::pb::export_report_service_server::ExportReportService;
 use crate::pb::trade_service_server::TradeService;
@@ -68,15 +67,16 @@ fn resolve(value: &mut Value, refs: &HashMap<String, String>) -> Result<(), Fail
     Ok(())
 }
 
-/// Loads the demo data set through the handlers, in its steps' order.
+/// Loads the demo data set through the handlers, in its steps' order; an
+/// error says which step failed and why.
 pub(crate) async fn load(
     trade: &TradeApi,
     announcements: &AnnouncementApi,
     reports: &ExportReportApi,
-) -> Result<Loaded, ServeError> {
+) -> Result<Loaded, String> {
     run_steps(trade, announcements, reports)
         .await
-        .map_err(|e| ServeError::Demo(e.to_string()))
+        .map_err(|e| e.to_string())
 }
 
 async fn run_steps(

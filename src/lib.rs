@@ -22,7 +22,7 @@
 //! - `store`: the in-memory state, indexes, numbered logs and the
 //!   write-ahead log under them;
 //! - `domain`: wire-independent types and their rules;
-//! - `error`: the one error type.
+//! - `error`: the one error type of requests.
 
 #![forbid(unsafe_code)]
 // The library reports through tracing and its return values; printing is
@@ -52,10 +52,9 @@ pub mod pb {
 }
 
 pub use demo::Loaded as DemoLoaded;
-pub use error::ServeError;
 pub use hub::HubConfig;
 pub use server::{
-    App, Config, Limits, Scope, TlsFiles, TokenError, create_token, parse_scopes, serve,
+    App, Config, Limits, Scope, ServeError, TlsFiles, TokenError, create_token, parse_scopes, serve,
 };
 pub use store::{
     Counts, DurableConfig, FsyncPolicy, JetStreamConfig, OpenError, Recovery, StoreConfig,

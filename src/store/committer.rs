@@ -10,13 +10,39 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use super::Shared;
-use super::draft::{Answer, Draft, Drafted};
+use super::draft::{Draft, Drafted};
 use super::journal::Journal;
 use super::state::{Command, Mutation, Outcome};
 use crate::error::{Error, Result};
 
 /// Most commands one group commit takes.
 const MAX_GROUP: usize = 1024;
+
+/// A write's answer: its outcome, and whether its request_id named a
+/// request already done, so that nothing was written now.
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub(super) outcome: Outcome,
+    pub(super) repeated: bool,
+}
+
+impl Answer {
+    /// The answer of a write done now.
+    pub(super) fn new(outcome: Outcome) -> Answer {
+        Answer {
+            outcome,
+            repeated: false,
+        }
+    }
+
+    /// The first outcome of a retried request.
+    pub(super) fn repeated(outcome: Outcome) -> Answer {
+        Answer {
+            outcome,
+            repeated: true,
+        }
+    }
+}
 
 /// A queued command and where its answer goes.
 pub(super) struct Job {

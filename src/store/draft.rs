@@ -26,32 +26,6 @@ use crate::domain::record::RecordKey;
 use crate::domain::{RecordPatch, Source, TradeRecord};
 use crate::error::{Error, Result};
 
-/// A write's answer: its outcome, and whether its request_id named a
-/// request already done, so that nothing was written now.
-#[derive(Debug)]
-pub(super) struct Answer {
-    pub(super) outcome: Outcome,
-    pub(super) repeated: bool,
-}
-
-impl Answer {
-    /// The answer of a write done now.
-    pub(super) fn new(outcome: Outcome) -> Answer {
-        Answer {
-            outcome,
-            repeated: false,
-        }
-    }
-
-    /// The first outcome of a retried request.
-    pub(super) fn repeated(outcome: Outcome) -> Answer {
-        Answer {
-            outcome,
-            repeated: true,
-        }
-    }
-}
-
 /// What drafting one command gave.
 #[derive(Debug)]
 pub(super) enum Drafted {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use ulid::Ulid;
 
-use super::committer::Job;
-use super::draft::{Answer, Draft, Drafted};
+use super::committer::{Answer, Job};
+use super::draft::{Draft, Drafted};
 use super::state::{Command, Outcome};
 use super::{RequestKey, Shared, Store, Writer};
 use crate::domain::{Announcement, ExportReport, RecordPatch, Source, TradeRecord};

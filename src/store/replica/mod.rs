@@ -21,6 +21,7 @@
 
 mod entry;
 mod follower;
+mod log_reader;
 mod snapshots;
 
 use std::sync::Arc;

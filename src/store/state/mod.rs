@@ -7,7 +7,7 @@
 //! replays logged mutations through the same `apply`, so a restarted store
 //! is the store that acknowledged them.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,8 @@ use super::record_keys::RecordKeys;
 use super::seqlog::SeqLog;
 use super::{RequestKey, StoreConfig};
 use crate::domain::{Announcement, ExportReport, RecordPatch, Revision, Source, TradeRecord};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use requests::RequestLog;
 
 /// A write as a client asked for it. `Clone`: a replica drafts a command
 /// again when another replica wrote first.
@@ -149,49 +150,6 @@ pub(super) enum Operation {
     PublishExportReport,
 }
 
-/// Remembered outcomes of requests that carried a request id, oldest first
-/// out once `capacity` is reached.
-#[derive(Debug, Default)]
-pub(super) struct RequestLog {
-    outcomes: HashMap<(Operation, String), (u64, Outcome)>,
-    order: VecDeque<(Operation, String)>,
-    capacity: usize,
-}
-
-impl RequestLog {
-    /// The earlier outcome for this key, or None if it is new.
-    pub(super) fn lookup(
-        &self,
-        op: Operation,
-        key: Option<&RequestKey>,
-    ) -> Result<Option<Outcome>> {
-        let Some(key) = key else { return Ok(None) };
-        match self.outcomes.get(&(op, key.request_id.clone())) {
-            None => Ok(None),
-            Some((fingerprint, outcome)) if *fingerprint == key.fingerprint => {
-                Ok(Some(outcome.clone()))
-            }
-            Some(_) => Err(Error::AlreadyExists(format!(
-                "request_id {:?} was already used for a different request",
-                key.request_id
-            ))),
-        }
-    }
-
-    fn remember(&mut self, op: Operation, key: Option<&RequestKey>, outcome: &Outcome) {
-        let Some(key) = key else { return };
-        let entry = (op, key.request_id.clone());
-        self.outcomes
-            .insert(entry.clone(), (key.fingerprint, outcome.clone()));
-        self.order.push_back(entry);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.outcomes.remove(&old);
-            }
-        }
-    }
-}
-
 /// Everything a snapshot holds; the rest of the state is derived from it.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Snapshot {
@@ -277,10 +235,7 @@ impl State {
             reports: SeqLog::new(config.retention),
             report_ids: HashMap::new(),
             report_index: TradeIndex::default(),
-            requests: RequestLog {
-                capacity: config.request_id_capacity,
-                ..RequestLog::default()
-            },
+            requests: RequestLog::new(config.request_id_capacity),
             demo_loaded: false,
             revisions: HashMap::new(),
         }
@@ -455,15 +410,7 @@ impl State {
             reports: self.reports.items().cloned().collect(),
             report_head: self.reports.head(),
             report_floor: self.reports.oldest_retained(),
-            requests: self
-                .requests
-                .order
-                .iter()
-                .filter_map(|key| {
-                    let (fingerprint, outcome) = self.requests.outcomes.get(key)?;
-                    Some((key.0, key.1.clone(), *fingerprint, outcome.clone()))
-                })
-                .collect(),
+            requests: self.requests.entries().collect(),
             last_id: self.last_id,
             demo_loaded: self.demo_loaded,
             // A snapshot is the compaction: histories of deleted records go.
@@ -527,5 +474,6 @@ impl State {
     }
 }
 
+mod requests;
 #[cfg(test)]
 mod tests;

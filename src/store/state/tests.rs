@@ -2,6 +2,7 @@
 //! committer makes them.
 
 use super::*;
+use crate::error::Error;
 use crate::store::draft::Draft;
 use crate::store::fixtures::{mutation, record, report};
 
