@@ -47,6 +47,21 @@ pub enum Error {
         message: String,
         resume_after: Option<u64>,
     },
+    /// A summary or breakdown would examine more than `budget` records.
+    #[error("a summary examines at most {budget} records")]
+    ScanBudget { budget: usize },
+    /// The matching records are in several currencies, which a summary
+    /// never adds.
+    #[error("the matching records are in {}; a summary never adds two currencies", .0.join(" and "))]
+    MixedCurrencies(Vec<&'static str>),
+    /// A revision of a record made against revision `read`, when it is at
+    /// `current`.
+    #[error("trade record {id} is at revision {current}, not {read}")]
+    StaleRevision { id: String, read: u32, current: u32 },
+    /// The record at `position` of an announcement's related records does
+    /// not exist.
+    #[error("no trade record with id {id}")]
+    UnknownRelatedRecord { position: usize, id: String },
     /// A bug or an unexpected condition.
     #[error("internal error: {0}")]
     Internal(String),

@@ -65,6 +65,25 @@ impl From<Error> for Status {
                 oldest_retained,
             ),
             Error::ResourceExhausted(_) => Status::resource_exhausted(message),
+            // The store says what went wrong; the wire's words (the
+            // request's fields, the etag's form) are added here.
+            Error::ScanBudget { .. } => Status::resource_exhausted(format!(
+                "{message}; narrow the filter (exporter, importer, hs_prefix)"
+            )),
+            Error::MixedCurrencies(_) => {
+                Status::failed_precondition(format!("{message}: name one in currency_code"))
+            }
+            Error::StaleRevision { id, read, current } => Status::aborted(format!(
+                "etag \"r{read}\" is stale: trade record {id} is at revision {current} (etag \"r{current}\"); read it again and retry"
+            )),
+            Error::UnknownRelatedRecord { position, .. } => {
+                let field = format!("announcement.related_trade_record_ids[{position}]");
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("invalid argument: {field}: {message}"),
+                    ErrorDetails::with_bad_request(vec![FieldViolation::new(field, message)]),
+                )
+            }
             Error::Aborted(_) => Status::aborted(message),
             Error::Unavailable {
                 resume_after: Some(after),

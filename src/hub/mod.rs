@@ -259,7 +259,7 @@ impl Hub {
             StartPosition::FromNow => head,
             StartPosition::AfterSequence(after) if after > head => {
                 return Err(Error::OutOfRange {
-                    message: format!("after_sequence {after} is beyond the latest sequence {head}"),
+                    message: format!("sequence {after} is beyond the latest sequence {head}"),
                     oldest_retained: feed.oldest_retained(),
                 });
             }

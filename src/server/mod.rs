@@ -115,13 +115,15 @@ impl App {
             metrics_on,
             config,
         };
-        if app.config.demo && !app.store.demo_loaded() {
-            let loaded = app.load_demo().await?;
-            app.store
-                .mark_demo_loaded()
-                .await
-                .map_err(|e| ServeError::Demo(e.to_string()))?;
-            tracing::info!(?loaded, "demo data loaded");
+        // The demo seeds a store that never held anything: loaded once,
+        // however many request ids the store has forgotten since.
+        if app.config.demo {
+            if app.store.never_written() {
+                let loaded = app.load_demo().await?;
+                tracing::info!(?loaded, "demo data loaded");
+            } else {
+                tracing::info!("demo data not loaded: the store has held data before");
+            }
         }
         Ok(app)
     }

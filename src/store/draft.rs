@@ -143,7 +143,6 @@ impl<'s> Draft<'s> {
             Command::PublishExportReport { report, request } => {
                 self.publish_export_report(report, request)?
             }
-            Command::MarkDemoLoaded => return mutate(Mutation::DemoLoaded),
             Command::UpdateTradeRecord {
                 id,
                 patch,
@@ -207,9 +206,11 @@ impl<'s> Draft<'s> {
         if let Some(etag) = etag
             && etag != revision
         {
-            return Err(Error::Aborted(format!(
-                "etag \"r{etag}\" is stale: trade record {id} is at revision {revision} (etag \"r{revision}\"); read it again and retry"
-            )));
+            return Err(Error::StaleRevision {
+                id: id.to_string(),
+                read: etag,
+                current: revision,
+            });
         }
         self.updated_records.insert(id);
         mutate(Mutation::TradeRecordUpdated {
@@ -255,10 +256,10 @@ impl<'s> Draft<'s> {
         }
         for (i, id) in related.iter().enumerate() {
             if !self.record_exists(id) {
-                return Err(Error::invalid(
-                    format!("announcement.related_trade_record_ids[{i}]"),
-                    format!("no trade record with id {id}"),
-                ));
+                return Err(Error::UnknownRelatedRecord {
+                    position: i,
+                    id: id.to_string(),
+                });
             }
         }
         self.referenced_records.extend(related.iter().copied());

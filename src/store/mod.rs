@@ -437,9 +437,10 @@ impl Store {
 
     // ---- demo marker ----
 
-    /// Whether the demo data set was ever loaded into this store.
-    pub(crate) fn demo_loaded(&self) -> bool {
-        self.read().demo_loaded
+    /// Whether nothing was ever stored here: no id was ever given (ids
+    /// are kept across restarts and snapshots, and deletes keep them).
+    pub(crate) fn never_written(&self) -> bool {
+        self.read().last_id == ulid::Ulid::nil()
     }
 
     // ---- feeds for subscriptions ----

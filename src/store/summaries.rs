@@ -32,9 +32,9 @@ impl Store {
         for key in candidates.after(None, keys_after(&state.records, None)) {
             examined += 1;
             if examined > SUMMARY_SCAN_BUDGET {
-                return Err(Error::ResourceExhausted(format!(
-                    "a summary examines at most {SUMMARY_SCAN_BUDGET} records; narrow the filter (exporter, importer, hs_prefix)"
-                )));
+                return Err(Error::ScanBudget {
+                    budget: SUMMARY_SCAN_BUDGET,
+                });
             }
             let Some(record) = state.records.get(&key) else {
                 continue;
@@ -81,10 +81,7 @@ impl Store {
 
 fn summary_error(error: SummaryError) -> Error {
     match error {
-        SummaryError::MixedCurrencies(codes) => Error::FailedPrecondition(format!(
-            "the matching records are in {}; a summary never adds two currencies: name one in currency_code",
-            codes.join(" and ")
-        )),
+        SummaryError::MixedCurrencies(codes) => Error::MixedCurrencies(codes),
         SummaryError::Overflow => {
             Error::FailedPrecondition("a total does not fit a Money value".into())
         }

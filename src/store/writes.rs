@@ -141,10 +141,6 @@ impl Store {
             other => Err(unexpected(other)),
         }
     }
-
-    pub(crate) async fn mark_demo_loaded(&self) -> Result<()> {
-        self.submit(Command::MarkDemoLoaded).await.map(drop)
-    }
 }
 
 fn unexpected(outcome: Outcome) -> Error {

@@ -164,3 +164,32 @@ async fn loading_the_demo_twice_adds_nothing() {
         (2, 2, 6)
     );
 }
+
+/// `--demo` on a persistent store loads once: a restart with it adds
+/// nothing, even when the store has forgotten the demo's request ids
+/// (here it remembers 3 of them; a real store, 100,000).
+#[tokio::test]
+async fn the_demo_loads_once_into_a_persistent_store_even_with_its_ids_forgotten() {
+    let dir = TempDir::new("demo-once");
+    let config = || {
+        let mut config = durable(dir.path());
+        config.demo = true;
+        config.store.request_id_capacity = 3;
+        config
+    };
+    let server = TestServer::with_config(config()).await;
+    let loaded = server.app.counts();
+    assert_eq!(
+        (
+            loaded.trade_records,
+            loaded.export_reports,
+            loaded.announcements
+        ),
+        (2, 2, 6)
+    );
+    server.shutdown().await.unwrap();
+
+    let again = TestServer::with_config(config()).await;
+    assert_eq!(again.app.counts(), loaded, "nothing loaded twice");
+    again.shutdown().await.unwrap();
+}

@@ -39,7 +39,6 @@ pub(super) enum Command {
         report: ExportReport,
         request: Option<RequestKey>,
     },
-    MarkDemoLoaded,
     UpdateTradeRecord {
         id: Ulid,
         patch: RecordPatch,
@@ -65,7 +64,6 @@ impl Command {
             }
             Command::DeleteTradeRecord(_)
             | Command::DeleteAnnouncement(_)
-            | Command::MarkDemoLoaded
             | Command::UpdateTradeRecord { .. } => None,
         }
     }
@@ -92,6 +90,8 @@ pub(super) enum Mutation {
         new_records: Vec<TradeRecord>,
         request: Option<RequestKey>,
     },
+    /// Written by earlier versions when they loaded the demo; older logs
+    /// still hold it, so it stays readable, and it changes nothing.
     DemoLoaded,
     /// A record's figures revised; variants are only ever added at the
     /// end, so that logs written before stay readable.
@@ -162,6 +162,8 @@ pub(super) struct Snapshot {
     report_floor: u64,
     requests: Vec<(Operation, String, u64, Outcome)>,
     last_id: Ulid,
+    /// Earlier versions' demo marker: still in the format, so that their
+    /// snapshots read; always false now, and ignored.
     demo_loaded: bool,
     /// The histories of revised records, written after the fields above
     /// (`encode`), so that snapshots from before revisions still read.
@@ -204,7 +206,6 @@ pub(super) struct State {
     pub(super) report_ids: HashMap<Ulid, u64>,
     pub(super) report_index: TradeIndex<u64>,
     pub(super) requests: RequestLog,
-    pub(super) demo_loaded: bool,
     /// Every revision of each record revised at least once (revision 1
     /// included), oldest first; kept after a delete until the next
     /// snapshot.
@@ -236,7 +237,6 @@ impl State {
             report_ids: HashMap::new(),
             report_index: TradeIndex::default(),
             requests: RequestLog::new(config.request_id_capacity),
-            demo_loaded: false,
             revisions: HashMap::new(),
         }
     }
@@ -335,10 +335,7 @@ impl State {
                     .remember(Operation::PublishExportReport, request.as_ref(), &outcome);
                 (outcome, Some(Published::ExportReport(report)))
             }
-            Mutation::DemoLoaded => {
-                self.demo_loaded = true;
-                (Outcome::Done, None)
-            }
+            Mutation::DemoLoaded => (Outcome::Done, None),
         }
     }
 
@@ -412,7 +409,7 @@ impl State {
             report_floor: self.reports.oldest_retained(),
             requests: self.requests.entries().collect(),
             last_id: self.last_id,
-            demo_loaded: self.demo_loaded,
+            demo_loaded: false,
             // A snapshot is the compaction: histories of deleted records go.
             revisions: self
                 .revisions
@@ -427,7 +424,6 @@ impl State {
     pub(super) fn restore(snapshot: Snapshot, config: &StoreConfig) -> State {
         let mut state = State::new(config);
         state.last_id = snapshot.last_id;
-        state.demo_loaded = snapshot.demo_loaded;
         let mut revisions: HashMap<Ulid, Vec<Revision>> = snapshot.revisions.into_iter().collect();
         for history in revisions.values_mut() {
             for revision in history.iter_mut() {
