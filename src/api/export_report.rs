@@ -9,7 +9,7 @@ use super::{caller, compression, from_proto, to_proto};
 use crate::domain::ExportReport;
 use crate::hub::{Hub, SubscriptionEvent};
 use crate::pb::{self, export_report_service_server::ExportReportService};
-use crate::store::Store;
+use crate::store::{Store, Stored};
 
 /// The handlers of `ExportReportService`.
 #[derive(Debug, Clone)]
@@ -29,7 +29,9 @@ impl ExportReportApi {
         &self,
         request: &Request<pb::SubscribeExportReportsRequest>,
     ) -> Result<
-        impl Stream<Item = crate::error::Result<SubscriptionEvent<ExportReport>>> + Send + 'static,
+        impl Stream<Item = crate::error::Result<SubscriptionEvent<Stored<ExportReport>>>>
+        + Send
+        + 'static,
         Status,
     > {
         let subscription = from_proto::subscription(request.get_ref(), from_proto::trade_filter)?;

@@ -23,12 +23,13 @@ use crate::domain::ExportReport;
 use crate::hub::SubscriptionEvent;
 use crate::pb;
 use crate::pb::export_report_service_server::ExportReportServiceServer;
+use crate::store::Stored;
 
 type Message = PreEncoded<pb::SubscribeExportReportsResponse>;
 
 /// A subscription event as sent: a report as its shared encoding, the
 /// markers as small messages.
-fn pre_encoded(event: SubscriptionEvent<ExportReport>) -> Message {
+fn pre_encoded(event: SubscriptionEvent<Stored<ExportReport>>) -> Message {
     match &event {
         SubscriptionEvent::Item(report) => {
             PreEncoded::Bytes(to_proto::encoded_report_event(report))

@@ -9,10 +9,11 @@ use prost::Message;
 use crate::domain::summary::{Breakdown, Bucket, Share, Summary, SummaryChange, Unallocated};
 use crate::domain::{
     AnnouncedEvent, Announcement, AnnouncementKind, Bound, BoundedMoney, Calendar, CalendarPart,
-    Due, ExportReport, Money, Period, PeriodSpec, Person, Quantity, Revision, Source, TradeRecord,
+    Due, ExportReport, Money, Period, PeriodSpec, Person, Quantity, Source, TradeRecord,
 };
 use crate::hub::SubscriptionEvent;
 use crate::pb;
+use crate::store::{Revision, Stored};
 
 pub(crate) fn date(d: NaiveDate) -> pb::Date {
     pb::Date {
@@ -113,10 +114,8 @@ fn source(s: &Source) -> pb::Source {
 
 /// A stored record's `TradeRecord` encoding: made once, on first use, and
 /// shared by every answer that carries the record.
-pub(crate) fn encoded_trade_record(r: &TradeRecord) -> bytes::Bytes {
-    r.encoded
-        .get_or_init(|| trade_record(r).encode_to_vec().into())
-        .clone()
+pub(crate) fn encoded_trade_record(r: &Stored<TradeRecord>) -> bytes::Bytes {
+    r.encoded(|r| trade_record(r).encode_to_vec().into())
 }
 
 pub(crate) fn trade_record(r: &TradeRecord) -> pb::TradeRecord {
@@ -266,7 +265,7 @@ fn subscription_event<T, E>(
 
 /// One message of a SubscribeExportReports stream.
 pub(crate) fn report_event(
-    event: &SubscriptionEvent<ExportReport>,
+    event: &SubscriptionEvent<Stored<ExportReport>>,
 ) -> pb::SubscribeExportReportsResponse {
     use pb::subscribe_export_reports_response::Event;
     pb::SubscribeExportReportsResponse {
@@ -296,15 +295,12 @@ pub(crate) fn announcement_event(
 
 /// A published report's SubscribeExportReports message, encoded once, on
 /// first delivery, and shared by every subscriber it reaches.
-pub(crate) fn encoded_report_event(report: &Arc<ExportReport>) -> bytes::Bytes {
-    report
-        .encoded
-        .get_or_init(|| {
-            report_event(&SubscriptionEvent::Item(Arc::clone(report)))
-                .encode_to_vec()
-                .into()
-        })
-        .clone()
+pub(crate) fn encoded_report_event(report: &Arc<Stored<ExportReport>>) -> bytes::Bytes {
+    report.encoded(|_| {
+        report_event(&SubscriptionEvent::Item(Arc::clone(report)))
+            .encode_to_vec()
+            .into()
+    })
 }
 
 fn summary_change(c: &SummaryChange) -> pb::TradeChange {

@@ -13,7 +13,7 @@ use super::pre_encoded::{EncodedField, PreEncoded};
 use super::{caller, compression, from_proto, to_proto};
 use crate::domain::TradeRecord;
 use crate::pb::{self, trade_service_server::TradeService};
-use crate::store::Store;
+use crate::store::{Store, Stored};
 
 /// Field numbers of the answers written from cached encodings; a test
 /// pins them to the generated messages.
@@ -27,20 +27,23 @@ pub(crate) struct TradeApi {
     store: Store,
 }
 
+/// A page of stored records, and the token of the next.
+type RecordPage = (Vec<Arc<Stored<TradeRecord>>>, String);
+
 impl TradeApi {
     pub(crate) fn new(store: Store) -> Self {
         TradeApi { store }
     }
 
-    fn find(&self, request: &pb::GetTradeRecordRequest) -> Result<Arc<TradeRecord>, Status> {
+    fn find(
+        &self,
+        request: &pb::GetTradeRecordRequest,
+    ) -> Result<Arc<Stored<TradeRecord>>, Status> {
         Ok(self.store.get_trade_record(from_proto::id_of(request)?)?)
     }
 
     /// A page of records and its next_page_token.
-    fn page(
-        &self,
-        request: pb::ListTradeRecordsRequest,
-    ) -> Result<(Vec<Arc<TradeRecord>>, String), Status> {
+    fn page(&self, request: pb::ListTradeRecordsRequest) -> Result<RecordPage, Status> {
         let query = from_proto::list(request, from_proto::trade_filter)?;
         let page = self
             .store

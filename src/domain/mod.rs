@@ -19,36 +19,8 @@ pub(crate) use codes::{CountryCode, HsCode, HsPrefix};
 pub(crate) use filter::{AnnouncementFilter, TradeFilter};
 pub(crate) use money::{Bound, BoundedMoney, Money, Quantity};
 pub(crate) use period::{Calendar, CalendarPart, DateRange, Period, PeriodSpec};
-pub(crate) use record::{Person, RecordPatch, Revision, Source, TradeRecord};
+pub(crate) use record::{Person, RecordPatch, Source, TradeRecord};
 pub(crate) use report::{Change, ExportReport};
-
-/// A slot for a stored item's wire encoding, computed at most once (stored
-/// items never change) and shared by every answer and subscriber that
-/// carries the item. The domain never reads it; equality ignores it.
-#[derive(Clone, Default)]
-pub(crate) struct EncodedOnce(std::sync::OnceLock<bytes::Bytes>);
-
-impl EncodedOnce {
-    pub(crate) fn get_or_init(&self, encode: impl FnOnce() -> bytes::Bytes) -> &bytes::Bytes {
-        self.0.get_or_init(encode)
-    }
-}
-
-impl PartialEq for EncodedOnce {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for EncodedOnce {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.get().is_some() {
-            "EncodedOnce(set)"
-        } else {
-            "EncodedOnce(empty)"
-        })
-    }
-}
 
 /// Most characters of a client's input that an error message quotes.
 const MAX_QUOTED_CHARS: usize = 32;

@@ -46,11 +46,6 @@ pub(crate) struct TradeRecord {
     /// restored, so it is not part of the record's logged form.
     #[serde(skip)]
     pub revision: u32,
-    /// The record's `tradewire.v1.TradeRecord` encoding, made on first
-    /// read and copied into every answer that carries the record; filled
-    /// by the API layer.
-    #[serde(skip)]
-    pub encoded: super::EncodedOnce,
 }
 
 /// What makes two trade records the same figure: an export report links to
@@ -119,10 +114,9 @@ impl RecordPatch {
         fields
     }
 
-    /// `record` with the patch applied; its cached encoding is dropped.
+    /// `record` with the patch applied.
     pub(crate) fn applied_to(&self, record: &TradeRecord) -> TradeRecord {
         let mut revised = record.clone();
-        revised.encoded = Default::default();
         if let Some(commodity) = &self.commodity {
             revised.commodity = commodity.clone();
         }
@@ -134,17 +128,4 @@ impl RecordPatch {
         }
         revised
     }
-}
-
-/// One revision of a trade record, as kept in its history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Revision {
-    pub number: u32,
-    pub time: SystemTime,
-    /// The fields it changed; empty for the first.
-    pub changed: Vec<String>,
-    /// Where its figures come from.
-    pub source: Source,
-    /// The record as of this revision.
-    pub record: std::sync::Arc<TradeRecord>,
 }

@@ -5,8 +5,7 @@ use std::time::SystemTime;
 use ulid::Ulid;
 
 use super::{
-    Bound, BoundedMoney, CountryCode, EncodedOnce, HsCode, Period, Sequenced, Source, TradeKeyed,
-    TradeRecord,
+    Bound, BoundedMoney, CountryCode, HsCode, Period, Sequenced, Source, TradeKeyed, TradeRecord,
 };
 
 /// A change from a baseline, in percent (+100 means doubled).
@@ -67,10 +66,6 @@ pub(crate) struct ExportReport {
     pub change: Option<Change>,
     pub trade_record_id: Option<Ulid>,
     pub baseline_trade_record_id: Option<Ulid>,
-    /// The report's stream frame, encoded once and shared by every
-    /// subscriber; filled by the API layer on first delivery.
-    #[serde(skip)]
-    pub encoded: EncodedOnce,
 }
 
 impl ExportReport {
@@ -89,7 +84,6 @@ impl ExportReport {
             quantity: None,
             source: self.source.clone(),
             revision: 1,
-            encoded: Default::default(),
         };
         let current = self.value.as_ref().map(|v| record(&self.period, v));
         let baseline = match (&self.baseline_period, &self.baseline_value) {

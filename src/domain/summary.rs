@@ -4,7 +4,6 @@
 //! `SummarizeTradeRequest`; each clause has a test below.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use iso_currency::Currency;
 use ulid::Ulid;
@@ -216,7 +215,7 @@ type Line = (CountryCode, CountryCode, HsCode);
 
 /// A line's records in a bucket, by the dates they cover: each entry holds
 /// the alternatives (one per source) for one figure.
-type Figures<'a> = BTreeMap<(chrono::NaiveDate, chrono::NaiveDate), Vec<&'a Arc<TradeRecord>>>;
+type Figures<'a> = BTreeMap<(chrono::NaiveDate, chrono::NaiveDate), Vec<&'a TradeRecord>>;
 
 /// Summarizes `records` (those matching the query's filter and currency
 /// that overlap its span) into the query's buckets; `reports` (matching
@@ -224,15 +223,15 @@ type Figures<'a> = BTreeMap<(chrono::NaiveDate, chrono::NaiveDate), Vec<&'a Arc<
 pub(crate) fn summarize(
     query: &SummaryQuery,
     buckets: &Buckets,
-    records: &[Arc<TradeRecord>],
-    reports: &[Arc<ExportReport>],
+    records: &[&TradeRecord],
+    reports: &[&ExportReport],
 ) -> Result<Summary, SummaryError> {
     let currency = one_currency(records)?;
     let Buckets { periods, prior, .. } = buckets;
     let per_year = query.granularity.parts().len();
     // Each record goes to the buckets it overlaps (found by binary search,
     // the buckets being in date order), not every bucket to every record.
-    let mut overlapping: Vec<Vec<Arc<TradeRecord>>> = vec![Vec::new(); periods.len()];
+    let mut overlapping: Vec<Vec<&TradeRecord>> = vec![Vec::new(); periods.len()];
     for record in records {
         let r = record.period.range;
         let first = periods.partition_point(|p| p.range.end < r.start);
@@ -240,7 +239,7 @@ pub(crate) fn summarize(
             if period.range.start > r.end {
                 break;
             }
-            overlapping[i].push(Arc::clone(record));
+            overlapping[i].push(*record);
         }
     }
     let mut buckets: Vec<Bucket> = Vec::with_capacity(periods.len());
@@ -277,7 +276,7 @@ fn computed(here: Option<BoundedMoney>, base: Option<BoundedMoney>) -> Option<Su
 fn stated(
     period: &DateRange,
     earlier: &DateRange,
-    reports: &[Arc<ExportReport>],
+    reports: &[&ExportReport],
 ) -> Option<SummaryChange> {
     reports
         .iter()
@@ -299,7 +298,7 @@ fn stated(
 /// One bucket under the counting rule.
 fn bucket(
     period: Period,
-    records: &[Arc<TradeRecord>],
+    records: &[&TradeRecord],
     currency: Option<Currency>,
 ) -> Result<Bucket, SummaryError> {
     let range = period.range;
@@ -362,7 +361,7 @@ fn bucket(
                 continue;
             }
             kept.push(span);
-            let by_value = |r: &&&Arc<TradeRecord>| r.value.money.total_nanos();
+            let by_value = |r: &&&TradeRecord| r.value.money.total_nanos();
             let (Some(min), Some(max)) = (
                 alternatives.iter().min_by_key(by_value),
                 alternatives.iter().max_by_key(by_value),
@@ -408,7 +407,7 @@ fn source_name(record: &TradeRecord) -> String {
 }
 
 /// The one currency of `records`, or the error naming them all.
-fn one_currency(records: &[Arc<TradeRecord>]) -> Result<Option<Currency>, SummaryError> {
+fn one_currency(records: &[&TradeRecord]) -> Result<Option<Currency>, SummaryError> {
     let currencies: BTreeSet<&'static str> = records
         .iter()
         .map(|r| r.value.money.currency_code())

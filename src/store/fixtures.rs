@@ -44,7 +44,6 @@ pub(super) fn record(y: i32, units: i64) -> TradeRecord {
         quantity: None,
         source: source(),
         revision: 1,
-        encoded: Default::default(),
     }
 }
 
@@ -67,7 +66,6 @@ pub(super) fn report(y: i32) -> ExportReport {
         change: None,
         trade_record_id: None,
         baseline_trade_record_id: None,
-        encoded: Default::default(),
     }
 }
 

@@ -29,9 +29,11 @@ mod journal;
 mod page;
 mod record_keys;
 mod replica;
+mod revision;
 mod seqlog;
 mod series;
 mod state;
+mod stored;
 mod summaries;
 mod writes;
 
@@ -42,9 +44,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{broadcast, watch};
 use ulid::Ulid;
 
-use crate::domain::{
-    Announcement, AnnouncementFilter, ExportReport, Revision, TradeFilter, TradeRecord,
-};
+use crate::domain::{Announcement, AnnouncementFilter, ExportReport, TradeFilter, TradeRecord};
 use crate::error::{Error, Result};
 use committer::{Job, commit_loop};
 pub(crate) use feed::{FEED_KINDS, Feed, LogFeed};
@@ -54,10 +54,12 @@ pub use journal::{Faults, SyncHook};
 pub(crate) use page::Page;
 use page::{SCAN_BUDGET, page};
 pub use replica::JetStreamConfig;
+pub(crate) use revision::Revision;
 pub(crate) use seqlog::Evicted;
 use seqlog::keys_after;
 pub(crate) use series::register as register_metrics;
 use state::{Outcome, Published, State};
+pub(crate) use stored::Stored;
 
 /// Sizes and limits of the store.
 #[derive(Debug, Clone)]
@@ -111,7 +113,7 @@ pub struct Counts {
 #[derive(Debug)]
 struct Shared {
     state: RwLock<State>,
-    reports_tx: broadcast::Sender<Arc<ExportReport>>,
+    reports_tx: broadcast::Sender<Arc<Stored<ExportReport>>>,
     announcements_tx: broadcast::Sender<Arc<Announcement>>,
     /// Why writes are refused for good, once the log has failed.
     fence: watch::Sender<Option<Arc<str>>>,
@@ -324,7 +326,7 @@ impl Store {
 
     // ---- trade records ----
 
-    pub(crate) fn get_trade_record(&self, id: Ulid) -> Result<Arc<TradeRecord>> {
+    pub(crate) fn get_trade_record(&self, id: Ulid) -> Result<Arc<Stored<TradeRecord>>> {
         self.read()
             .records
             .get(&id)
@@ -338,7 +340,7 @@ impl Store {
     pub(crate) fn read_trade_record<T>(
         &self,
         id: Ulid,
-        read: impl FnOnce(&TradeRecord) -> T,
+        read: impl FnOnce(&Stored<TradeRecord>) -> T,
     ) -> Result<T> {
         self.read()
             .records
@@ -352,7 +354,7 @@ impl Store {
         filter: &TradeFilter,
         after: Option<Ulid>,
         limit: usize,
-    ) -> Page<TradeRecord, Ulid> {
+    ) -> Page<Stored<TradeRecord>, Ulid> {
         let state = self.read();
         let candidates = state.record_index.candidates(filter);
         let keys = candidates.after(after, keys_after(&state.records, after));
@@ -408,7 +410,7 @@ impl Store {
 
     // ---- export reports ----
 
-    pub(crate) fn get_export_report(&self, id: Ulid) -> Result<Arc<ExportReport>> {
+    pub(crate) fn get_export_report(&self, id: Ulid) -> Result<Arc<Stored<ExportReport>>> {
         let state = self.read();
         state
             .report_ids
@@ -423,7 +425,7 @@ impl Store {
         filter: &TradeFilter,
         after: Option<u64>,
         limit: usize,
-    ) -> Page<ExportReport, u64> {
+    ) -> Page<Stored<ExportReport>, u64> {
         let state = self.read();
         let candidates = state.report_index.candidates(filter);
         let keys = candidates.after(after, keys_after(state.reports.items_by_sequence(), after));
@@ -446,7 +448,7 @@ impl Store {
     // ---- feeds for subscriptions ----
 
     /// The export reports, numbered, for subscriptions.
-    pub(crate) fn report_feed(&self) -> LogFeed<ExportReport> {
+    pub(crate) fn report_feed(&self) -> LogFeed<Stored<ExportReport>> {
         LogFeed::new(
             feed::EXPORT_REPORTS,
             Arc::clone(&self.inner.shared),

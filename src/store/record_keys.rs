@@ -14,6 +14,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use ulid::Ulid;
 
+use super::stored::Stored;
 use crate::domain::TradeRecord;
 use crate::domain::record::RecordKey;
 
@@ -24,7 +25,7 @@ pub(super) struct RecordKeys {
     hasher: RandomState,
 }
 
-type Records = BTreeMap<Ulid, Arc<TradeRecord>>;
+type Records = BTreeMap<Ulid, Arc<Stored<TradeRecord>>>;
 
 impl RecordKeys {
     /// The record that holds `key`.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::Store;
 use super::seqlog::keys_after;
+use super::stored::Stored;
 use crate::domain::summary::{
     self, Breakdown, BreakdownQuery, Buckets, Summary, SummaryError, SummaryQuery,
 };
@@ -24,7 +25,7 @@ impl Store {
         filter: &TradeFilter,
         span: DateRange,
         currency: Option<iso_currency::Currency>,
-    ) -> Result<Vec<Arc<TradeRecord>>> {
+    ) -> Result<Vec<Arc<Stored<TradeRecord>>>> {
         let state = self.read();
         let candidates = state.record_index.candidates(filter);
         let mut records = Vec::new();
@@ -56,7 +57,7 @@ impl Store {
     pub(crate) fn summarize(&self, query: &SummaryQuery, buckets: &Buckets) -> Result<Summary> {
         let span = buckets.span();
         let records = self.counted_records(&query.filter, span, query.currency)?;
-        let reports: Vec<Arc<ExportReport>> = {
+        let reports: Vec<Arc<Stored<ExportReport>>> = {
             let state = self.read();
             let candidates = state.report_index.candidates(&query.filter);
             candidates
@@ -68,15 +69,21 @@ impl Store {
                 .collect()
         };
         metrics::counter!("tradewire_summaries_total", "kind" => "summary").increment(1);
-        summary::summarize(query, buckets, &records, &reports).map_err(summary_error)
+        summary::summarize(query, buckets, &items(&records), &items(&reports))
+            .map_err(summary_error)
     }
 
     /// Ranks the partners or HS codes of `query`'s period.
     pub(crate) fn breakdown(&self, query: &BreakdownQuery) -> Result<Breakdown> {
         let records = self.counted_records(&query.filter, query.period.range, query.currency)?;
         metrics::counter!("tradewire_summaries_total", "kind" => "breakdown").increment(1);
-        summary::breakdown(query, &records).map_err(summary_error)
+        summary::breakdown(query, &items(&records)).map_err(summary_error)
     }
+}
+
+/// The items of stored values, as the domain's counting reads them.
+fn items<T>(stored: &[Arc<Stored<T>>]) -> Vec<&T> {
+    stored.iter().map(|item| &***item).collect()
 }
 
 fn summary_error(error: SummaryError) -> Error {

@@ -11,6 +11,7 @@ use ulid::Ulid;
 use super::committer::{Answer, Job};
 use super::draft::{Draft, Drafted};
 use super::state::{Command, Outcome};
+use super::stored::Stored;
 use super::{RequestKey, Shared, Store, Writer};
 use crate::domain::{Announcement, ExportReport, RecordPatch, Source, TradeRecord};
 use crate::error::{Error, Result};
@@ -70,7 +71,7 @@ impl Store {
         &self,
         records: Vec<TradeRecord>,
         request: Option<RequestKey>,
-    ) -> Result<Written<Vec<Arc<TradeRecord>>>> {
+    ) -> Result<Written<Vec<Arc<Stored<TradeRecord>>>>> {
         let answer = self
             .submit(Command::CreateTradeRecords { records, request })
             .await?;
@@ -87,7 +88,7 @@ impl Store {
         patch: RecordPatch,
         etag: Option<u32>,
         source: Option<Source>,
-    ) -> Result<Arc<TradeRecord>> {
+    ) -> Result<Arc<Stored<TradeRecord>>> {
         let command = Command::UpdateTradeRecord {
             id,
             patch,
@@ -132,7 +133,7 @@ impl Store {
         &self,
         report: ExportReport,
         request: Option<RequestKey>,
-    ) -> Result<Written<Arc<ExportReport>>> {
+    ) -> Result<Written<Arc<Stored<ExportReport>>>> {
         let answer = self
             .submit(Command::PublishExportReport { report, request })
             .await?;

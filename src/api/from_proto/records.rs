@@ -52,7 +52,6 @@ pub(crate) fn trade_record(
         quantity,
         source: source?,
         revision: 1,
-        encoded: Default::default(),
     })
 }
 

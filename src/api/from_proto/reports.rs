@@ -83,7 +83,6 @@ fn export_report(
         change,
         trade_record_id: None,
         baseline_trade_record_id: None,
-        encoded: Default::default(),
     })
 }
 

@@ -3,7 +3,6 @@
 //! as "others".
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use iso_currency::Currency;
 
@@ -52,10 +51,10 @@ pub(crate) struct Breakdown {
 /// its period) by the query's dimension, each group counted as one bucket.
 pub(crate) fn breakdown(
     query: &BreakdownQuery,
-    records: &[Arc<TradeRecord>],
+    records: &[&TradeRecord],
 ) -> Result<Breakdown, SummaryError> {
     let currency = one_currency(records)?;
-    let mut groups: BTreeMap<String, Vec<Arc<TradeRecord>>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<&TradeRecord>> = BTreeMap::new();
     for record in records {
         let key = match query.by {
             BreakdownBy::Partner if query.filter.exporter.is_some() => record.importer.to_string(),
@@ -65,7 +64,7 @@ pub(crate) fn breakdown(
                 code[..digits.min(code.len())].to_owned()
             }
         };
-        groups.entry(key).or_default().push(Arc::clone(record));
+        groups.entry(key).or_default().push(*record);
     }
     let mut unallocated = UnallocatedList::default();
     let mut ranked = Vec::new();

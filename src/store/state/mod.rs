@@ -15,9 +15,11 @@ use ulid::Ulid;
 
 use super::index::{AnnouncementIndex, TradeIndex};
 use super::record_keys::RecordKeys;
+use super::revision::Revision;
 use super::seqlog::SeqLog;
+use super::stored::Stored;
 use super::{RequestKey, StoreConfig};
-use crate::domain::{Announcement, ExportReport, RecordPatch, Revision, Source, TradeRecord};
+use crate::domain::{Announcement, ExportReport, RecordPatch, Source, TradeRecord};
 use crate::error::Result;
 use requests::RequestLog;
 
@@ -130,16 +132,16 @@ impl Mutation {
 /// What a write returns to its caller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) enum Outcome {
-    TradeRecords(Vec<Arc<TradeRecord>>),
+    TradeRecords(Vec<Arc<Stored<TradeRecord>>>),
     Announcement(Arc<Announcement>),
-    ExportReport(Arc<ExportReport>),
+    ExportReport(Arc<Stored<ExportReport>>),
     Done,
 }
 
 /// What `apply` asks to broadcast to subscribers.
 #[derive(Debug, Clone)]
 pub(super) enum Published {
-    ExportReport(Arc<ExportReport>),
+    ExportReport(Arc<Stored<ExportReport>>),
     Announcement(Arc<Announcement>),
 }
 
@@ -153,11 +155,11 @@ pub(super) enum Operation {
 /// Everything a snapshot holds; the rest of the state is derived from it.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Snapshot {
-    records: Vec<Arc<TradeRecord>>,
+    records: Vec<Arc<Stored<TradeRecord>>>,
     announcements: Vec<Arc<Announcement>>,
     announcement_head: u64,
     announcement_floor: u64,
-    reports: Vec<Arc<ExportReport>>,
+    reports: Vec<Arc<Stored<ExportReport>>>,
     report_head: u64,
     report_floor: u64,
     requests: Vec<(Operation, String, u64, Outcome)>,
@@ -194,7 +196,7 @@ pub(super) struct State {
     /// The greatest id ever assigned; new ids are always above it, also
     /// after a restart on a clock that went backwards.
     pub(super) last_id: Ulid,
-    pub(super) records: BTreeMap<Ulid, Arc<TradeRecord>>,
+    pub(super) records: BTreeMap<Ulid, Arc<Stored<TradeRecord>>>,
     pub(super) record_index: TradeIndex<Ulid>,
     pub(super) record_keys: RecordKeys,
     /// How many reports and announcements refer to each record.
@@ -202,7 +204,7 @@ pub(super) struct State {
     pub(super) announcements: BTreeMap<Ulid, Arc<Announcement>>,
     pub(super) announcement_index: AnnouncementIndex<Ulid>,
     pub(super) announcement_log: SeqLog<Announcement>,
-    pub(super) reports: SeqLog<ExportReport>,
+    pub(super) reports: SeqLog<Stored<ExportReport>>,
     pub(super) report_ids: HashMap<Ulid, u64>,
     pub(super) report_index: TradeIndex<u64>,
     pub(super) requests: RequestLog,
@@ -252,7 +254,7 @@ impl State {
                 source,
             } => {
                 record.revision = number;
-                let record = Arc::new(record);
+                let record = Arc::new(Stored::new(record));
                 // The draft checked that it exists; identity fields never
                 // change, so the indexes and record keys stay as they are.
                 if let Some(old) = self.records.insert(record.id, Arc::clone(&record)) {
@@ -276,10 +278,10 @@ impl State {
                 (Outcome::TradeRecords(vec![record]), None)
             }
             Mutation::TradeRecordsCreated { records, request } => {
-                let stored: Vec<Arc<TradeRecord>> = records
+                let stored: Vec<Arc<Stored<TradeRecord>>> = records
                     .into_iter()
                     .map(|record| {
-                        let record = Arc::new(record);
+                        let record = Arc::new(Stored::new(record));
                         self.insert_record(Arc::clone(&record));
                         record
                     })
@@ -326,9 +328,9 @@ impl State {
                 request,
             } => {
                 for record in new_records {
-                    self.insert_record(Arc::new(record));
+                    self.insert_record(Arc::new(Stored::new(record)));
                 }
-                let report = Arc::new(report);
+                let report = Arc::new(Stored::new(report));
                 self.insert_report(Arc::clone(&report));
                 let outcome = Outcome::ExportReport(Arc::clone(&report));
                 self.requests
@@ -339,7 +341,7 @@ impl State {
         }
     }
 
-    fn insert_record(&mut self, record: Arc<TradeRecord>) {
+    fn insert_record(&mut self, record: Arc<Stored<TradeRecord>>) {
         self.last_id = self.last_id.max(record.id);
         self.record_index.insert(record.id, record.as_ref());
         self.record_keys.insert(&record, &self.records);
@@ -356,7 +358,7 @@ impl State {
         self.announcements.insert(announcement.id, announcement);
     }
 
-    fn insert_report(&mut self, report: Arc<ExportReport>) {
+    fn insert_report(&mut self, report: Arc<Stored<ExportReport>>) {
         self.index_report(&report);
         let evicted = self.reports.append(report.sequence, report);
         for old in evicted {
@@ -427,12 +429,12 @@ impl State {
         let mut revisions: HashMap<Ulid, Vec<Revision>> = snapshot.revisions.into_iter().collect();
         for history in revisions.values_mut() {
             for revision in history.iter_mut() {
-                Arc::make_mut(&mut revision.record).revision = revision.number;
+                Arc::make_mut(&mut revision.record).value_mut().revision = revision.number;
             }
         }
         for mut record in snapshot.records {
             let current = revisions.get(&record.id).map_or(1, |h| h.len() as u32);
-            Arc::make_mut(&mut record).revision = current;
+            Arc::make_mut(&mut record).value_mut().revision = current;
             state.insert_record(record);
         }
         state.revisions = revisions;

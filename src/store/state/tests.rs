@@ -19,7 +19,7 @@ fn run(state: &mut State, command: Command) -> Outcome {
     state.apply(drafted).0
 }
 
-fn publish(state: &mut State, year: i32, request_id: &str) -> Arc<ExportReport> {
+fn publish(state: &mut State, year: i32, request_id: &str) -> Arc<Stored<ExportReport>> {
     let request = Some(RequestKey {
         request_id: request_id.into(),
         fingerprint: 7,
