@@ -22,15 +22,15 @@ pub struct StoreProbe {
 #[derive(Debug, Clone)]
 pub struct ProbeFilter(TradeFilter);
 
-impl Default for StoreProbe {
-    fn default() -> Self {
-        StoreProbe {
-            store: Store::new(StoreConfig::default()),
-        }
-    }
-}
-
 impl StoreProbe {
+    /// An in-memory store with the default configuration; fails only if
+    /// its committer thread cannot start.
+    pub fn new() -> std::io::Result<StoreProbe> {
+        Ok(StoreProbe {
+            store: Store::new(StoreConfig::default())?,
+        })
+    }
+
     /// Validates `records` as CreateTradeRecord does and stores them, all
     /// or nothing.
     pub async fn create_trade_records(&self, records: &[pb::TradeRecord]) -> Result<(), Status> {

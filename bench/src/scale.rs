@@ -75,7 +75,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
     let mut baseline_p50: Vec<f64> = Vec::new();
     for (s, size) in sizes.into_iter().enumerate() {
         let rss_before = proc::rss_bytes(pid).unwrap_or(0);
-        let store = StoreProbe::default();
+        let store = StoreProbe::new()?;
         let started = Instant::now();
         for chunk_start in (0..size).step_by(1000) {
             let records: Vec<_> = (chunk_start..(chunk_start + 1000).min(size))

@@ -295,7 +295,7 @@ mod tests {
     /// messages the generated path builds, on a cold and a warm cache.
     #[tokio::test]
     async fn encoded_answers_are_the_built_messages() {
-        let api = TradeApi::new(Store::new(StoreConfig::default()));
+        let api = TradeApi::new(Store::new(StoreConfig::default()).unwrap());
         let mut ids = Vec::new();
         for year in [2021, 2022, 2023] {
             let created = api

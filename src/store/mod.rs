@@ -24,8 +24,10 @@ mod draft;
 mod feed;
 #[cfg(test)]
 mod fixtures;
+mod group;
 mod index;
 mod journal;
+mod log;
 mod page;
 mod record_keys;
 mod replica;
@@ -46,11 +48,13 @@ use ulid::Ulid;
 
 use crate::domain::{Announcement, AnnouncementFilter, ExportReport, TradeFilter, TradeRecord};
 use crate::error::{Error, Result};
-use committer::{Job, commit_loop};
+use committer::commit_loop;
 pub(crate) use feed::{FEED_KINDS, Feed, LogFeed};
+use group::Job;
 pub use journal::{DurableConfig, FsyncPolicy, OpenError, Recovery};
 #[cfg(feature = "testing")]
 pub use journal::{Faults, SyncHook};
+use log::{JournalLog, Log, NullLog};
 pub(crate) use page::Page;
 use page::{SCAN_BUDGET, page};
 pub use replica::JetStreamConfig;
@@ -264,29 +268,40 @@ impl Store {
             return Ok((store, None));
         }
         let Some(durable) = config.durable.clone() else {
-            return Ok((Store::new(config), None));
+            let store = Store::new(config).map_err(|source| OpenError::Io {
+                path: "committer thread".into(),
+                source,
+            })?;
+            return Ok((store, None));
         };
         let (journal, state, recovery) = journal::Journal::open(durable, &config)?;
-        let shared = Shared::new(state, &config);
+        let store = Store::with_committer(Shared::new(state, &config), JournalLog::new(journal))
+            .map_err(|source| OpenError::Io {
+                path: "committer thread".into(),
+                source,
+            })?;
+        Ok((store, Some(recovery)))
+    }
+
+    /// A store whose writes go through a committer thread over `log`.
+    fn with_committer(
+        shared: Arc<Shared>,
+        log: impl Log + Send + 'static,
+    ) -> std::io::Result<Store> {
         let (queue, jobs) = mpsc::channel();
         let thread = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("tradewire-committer".into())
-                .spawn(move || commit_loop(&shared, journal, &jobs))
-                .map_err(|source| OpenError::Io {
-                    path: "committer thread".into(),
-                    source,
-                })?
+                .spawn(move || commit_loop(&shared, log, &jobs))?
         };
-        let store = Store {
+        Ok(Store {
             inner: Arc::new(Inner {
                 shared,
                 writer: Some(Writer::Local(queue, thread)),
                 released: tokio::sync::watch::Sender::new(()),
             }),
-        };
-        Ok((store, Some(recovery)))
+        })
     }
 
     /// Closes when the last handle is dropped and the writer has stopped
@@ -295,16 +310,12 @@ impl Store {
         self.inner.released.subscribe()
     }
 
-    /// An in-memory store; `config.durable` is ignored.
-    pub(crate) fn new(config: StoreConfig) -> Store {
+    /// An in-memory store (`config.durable` is ignored): its writes go
+    /// through the committer as a durable store's do, over the null log.
+    /// Fails only if its thread cannot start.
+    pub(crate) fn new(config: StoreConfig) -> std::io::Result<Store> {
         let state = State::new(&config);
-        Store {
-            inner: Arc::new(Inner {
-                shared: Shared::new(state, &config),
-                writer: None,
-                released: tokio::sync::watch::Sender::new(()),
-            }),
-        }
+        Store::with_committer(Shared::new(state, &config), NullLog)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {

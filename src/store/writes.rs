@@ -1,18 +1,17 @@
-//! The store's writes: every write is a `Command`, run by `submit` inline
-//! in memory, or through the committer (local log) or the follower
-//! (JetStream), and answered with its `Outcome`. The reads are in the
-//! parent module.
+//! The store's writes: every write is a `Command`, run by `submit` through
+//! the store's writer, the committer (memory or the local log) or the
+//! follower (JetStream), and answered with its `Outcome`. The reads are in
+//! the parent module.
 
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use ulid::Ulid;
 
-use super::committer::{Answer, Job};
-use super::draft::{Draft, Drafted};
+use super::group::{Answer, Job};
 use super::state::{Command, Outcome};
 use super::stored::Stored;
-use super::{RequestKey, Shared, Store, Writer};
+use super::{RequestKey, Store, Writer};
 use crate::domain::{Announcement, ExportReport, RecordPatch, Source, TradeRecord};
 use crate::error::{Error, Result};
 
@@ -33,35 +32,21 @@ impl<T> Written<T> {
 }
 
 impl Store {
-    /// Runs a write: inline in memory, or through the committer or the
-    /// follower.
+    /// Runs a write through the store's writer: the committer (memory or
+    /// the local log) or the follower (JetStream), which answer it through
+    /// the same group-commit core (`group.rs`).
     async fn submit(&self, command: Command) -> Result<Answer> {
         self.inner.shared.check_fence()?;
-        let Some(writer) = &self.inner.writer else {
-            let shared = &self.inner.shared;
-            let mut state = shared.write();
-            return match Draft::new(&state).execute(command)? {
-                Drafted::Repeat(outcome) => Ok(Answer::repeated(outcome)),
-                Drafted::Mutate(mutation) => {
-                    let (outcome, published) = state.apply(*mutation);
-                    shared.broadcast(published);
-                    Shared::gauge_items(&state);
-                    Ok(Answer::new(outcome))
-                }
-                Drafted::Defer(_) => Err(Error::Internal(
-                    "a command alone in its group was deferred".into(),
-                )),
-            };
-        };
         let closed = || Error::Unavailable {
             message: "the store is closed".into(),
             resume_after: None,
         };
         let (reply, answer) = oneshot::channel();
         let job = Job { command, reply };
-        match writer {
-            Writer::Local(queue, _) => queue.send(job).map_err(|_| closed())?,
-            Writer::Replica(queue) => queue.send(job).map_err(|_| closed())?,
+        match &self.inner.writer {
+            Some(Writer::Local(queue, _)) => queue.send(job).map_err(|_| closed())?,
+            Some(Writer::Replica(queue)) => queue.send(job).map_err(|_| closed())?,
+            None => return Err(closed()),
         }
         answer.await.map_err(|_| closed())?
     }

@@ -37,14 +37,10 @@ use super::JetStreamConfig;
 use super::entry::{FORMAT, FORMAT_HEADER, GroupBuilder, Refused, decode};
 use super::log_reader::{CATCH_UP_STALL, LogReader};
 use super::snapshots::{Manifest, Snapshots};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::store::Shared;
-use crate::store::committer::{Answer, Job};
-use crate::store::draft::{Draft, Drafted};
-use crate::store::state::{Mutation, Outcome};
+use crate::store::group::{Group, Job, MAX_GROUP, Take, refuse_all};
 
-/// Most commands one group takes.
-const MAX_GROUP: usize = 1024;
 /// Most drafts of one group when other replicas keep writing first.
 const MAX_ATTEMPTS: usize = 16;
 /// Room left in a message for its headers.
@@ -71,14 +67,6 @@ pub(super) struct Follower {
     snapshot: Option<Manifest>,
     snapshot_task: Option<tokio::task::JoinHandle<Option<Manifest>>>,
     disconnected_since: Option<Instant>,
-}
-
-/// A drafted command waiting for its group's publish.
-enum Plan {
-    Answer(Result<Answer>),
-    Mutation,
-    /// Next group: the draft deferred it, or the message was full.
-    Later,
 }
 
 impl Follower {
@@ -237,23 +225,23 @@ impl Follower {
     /// answer; again after applying what other replicas wrote first.
     async fn commit(
         &mut self,
-        group: Vec<Job>,
+        mut jobs: Vec<Job>,
         deferred: &mut VecDeque<Job>,
         reader: &mut LogReader,
     ) {
-        metrics::histogram!("tradewire_commit_group_size").record(group.len() as f64);
+        metrics::histogram!("tradewire_commit_group_size").record(jobs.len() as f64);
         let mut attempt = 0;
         loop {
             attempt += 1;
             if self.nats.connection_state() != Connection::Connected {
                 self.watch_connection();
                 let error = self.unavailable("NATS is unreachable, so writes are refused");
-                return answer_all(group, |_| Err(error.clone()));
+                return refuse_all(jobs, &error);
             }
             let at = self.applied;
-            let (plans, mutations, payload) = self.draft(&group);
-            if mutations.is_empty() {
-                return answer(group, plans, Vec::new(), deferred);
+            let (group, payload) = self.draft(jobs);
+            if group.is_empty() {
+                return group.apply_and_answer(&self.shared, deferred);
             }
             let publish = PublishMessage::build()
                 .payload(payload)
@@ -269,13 +257,10 @@ impl Follower {
             };
             match acked {
                 Ok(ack) if ack.sequence == at + 1 => {
-                    let outcomes = mutations
-                        .into_iter()
-                        .map(|m| self.shared.apply(m))
-                        .collect();
+                    group.apply_and_answer(&self.shared, deferred);
                     self.applied = ack.sequence;
                     self.after_apply();
-                    return answer(group, plans, outcomes, deferred);
+                    return;
                 }
                 Ok(ack) => {
                     // JetStream checked the expected sequence; a different
@@ -285,7 +270,7 @@ impl Follower {
                         ack.sequence
                     ));
                     let error = self.unavailable("the replica lost its place in the log");
-                    return answer_all(group, |_| Err(error.clone()));
+                    return group.fail(&error, deferred);
                 }
                 Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
                     metrics::counter!("tradewire_replica_write_conflicts_total").increment(1);
@@ -293,12 +278,14 @@ impl Follower {
                         let error = self.unavailable(&format!(
                             "other replicas wrote first {attempt} times in a row; retry"
                         ));
-                        return answer_all(group, |_| Err(error.clone()));
+                        return group.fail(&error, deferred);
                     }
                     if let Err(why) = self.catch_up(reader).await {
                         let error = self.unavailable(&why);
-                        return answer_all(group, |_| Err(error.clone()));
+                        return group.fail(&error, deferred);
                     }
+                    // Drafted again on the history the others made.
+                    jobs = group.into_jobs();
                 }
                 Err(error) => {
                     // A timeout is ambiguous: the group may still be in the
@@ -307,15 +294,15 @@ impl Follower {
                     tracing::warn!(%error, "a write to the log failed");
                     let error =
                         self.unavailable(&format!("the log did not take the write: {error}"));
-                    return answer_all(group, |_| Err(error.clone()));
+                    return group.fail(&error, deferred);
                 }
             }
         }
     }
 
-    /// Drafts `group` against the state plus the group's own effects,
-    /// while the encoded mutations fit one message.
-    fn draft(&self, group: &[Job]) -> (Vec<Plan>, Vec<Mutation>, bytes::Bytes) {
+    /// Drafts `jobs` as a group whose encoded mutations fit one message,
+    /// and that message's payload.
+    fn draft(&self, jobs: Vec<Job>) -> (Group, bytes::Bytes) {
         let limit = self
             .nats
             .server_info()
@@ -323,48 +310,21 @@ impl Follower {
             .saturating_sub(HEADER_ROOM)
             .max(HEADER_ROOM);
         let mut builder = GroupBuilder::new(limit);
-        let mut plans = Vec::with_capacity(group.len());
-        let mut mutations = Vec::new();
-        let mut full = false;
-        let state = self.shared.read();
-        let mut draft = Draft::new(&state);
-        for job in group {
-            if full {
-                plans.push(Plan::Later);
-                continue;
+        let group = Group::draft(&self.shared.read(), jobs, |mutation| {
+            match builder.push(mutation) {
+                Ok(()) => Take::Taken,
+                Err(Refused::TooLarge { alone: false, .. }) => Take::Full,
+                Err(Refused::TooLarge { alone: true, size }) => {
+                    Take::Refused(Error::ResourceExhausted(format!(
+                        "the write is {size} bytes in the log; a NATS message holds at most {limit}"
+                    )))
+                }
+                Err(Refused::Encoding(reason)) => Take::Refused(Error::Internal(format!(
+                    "a write does not encode: {reason}"
+                ))),
             }
-            let plan = match draft.execute(job.command.clone()) {
-                Err(error) => Plan::Answer(Err(error)),
-                Ok(Drafted::Repeat(outcome)) => Plan::Answer(Ok(Answer::repeated(outcome))),
-                Ok(Drafted::Defer(_)) => Plan::Later,
-                Ok(Drafted::Mutate(mutation)) => match builder.push(&mutation) {
-                    Ok(()) => {
-                        mutations.push(*mutation);
-                        Plan::Mutation
-                    }
-                    // The draft now includes this command's effects: later
-                    // commands wait for the next group.
-                    Err(Refused::TooLarge { alone: false, .. }) => {
-                        full = true;
-                        Plan::Later
-                    }
-                    Err(Refused::TooLarge { alone: true, size }) => {
-                        full = true;
-                        Plan::Answer(Err(Error::ResourceExhausted(format!(
-                            "the write is {size} bytes in the log; a NATS message holds at most {limit}"
-                        ))))
-                    }
-                    Err(Refused::Encoding(reason)) => {
-                        full = true;
-                        Plan::Answer(Err(Error::Internal(format!(
-                            "a write does not encode: {reason}"
-                        ))))
-                    }
-                },
-            };
-            plans.push(plan);
-        }
-        (plans, mutations, builder.finish())
+        });
+        (group, builder.finish())
     }
 
     /// Applies the log up to its current end.
@@ -457,32 +417,5 @@ impl Follower {
             }
             Some(manifest)
         }));
-    }
-}
-
-/// Answers each job of a group by its plan, taking the outcomes of the
-/// mutations in order; `Later` jobs go to `deferred`.
-fn answer(group: Vec<Job>, plans: Vec<Plan>, outcomes: Vec<Outcome>, deferred: &mut VecDeque<Job>) {
-    let mut outcomes = outcomes.into_iter();
-    for (job, plan) in group.into_iter().zip(plans) {
-        let answer = match plan {
-            Plan::Answer(answer) => answer,
-            Plan::Mutation => outcomes
-                .next()
-                .map(Answer::new)
-                .ok_or_else(|| Error::Internal("a write lost its outcome".into())),
-            Plan::Later => {
-                deferred.push_back(job);
-                continue;
-            }
-        };
-        let _ = job.reply.send(answer);
-    }
-}
-
-fn answer_all(group: Vec<Job>, answer: impl Fn(&Job) -> Result<Answer>) {
-    for job in group {
-        let result = answer(&job);
-        let _ = job.reply.send(result);
     }
 }

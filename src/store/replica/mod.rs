@@ -31,7 +31,7 @@ use async_nats::jetstream;
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType, Stream};
 use tokio::sync::mpsc;
 
-use super::committer::Job;
+use super::group::Job;
 use super::journal::OpenError;
 use super::state::State;
 use super::{Shared, StoreConfig};
