@@ -6,7 +6,9 @@
 //! holds, a retried request id answers its acknowledged result, and
 //! nothing is half-present. A write sent but not acknowledged may have
 //! happened or not: the one record or announcement it touched is left
-//! unchecked. Several rounds, each bounded in time and count.
+//! unchecked. Several rounds, each bounded in time and count, on the
+//! local log (a data directory, under each fsync policy) and on the
+//! JetStream log (a replica killed, its NATS node kept).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -15,10 +17,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::binary::ServerProcess;
+use crate::common::nats::NatsServer;
 use crate::common::*;
 use rand::Rng;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 use tradewire::pb;
 use tradewire::pb::announcement_service_client::AnnouncementServiceClient;
 use tradewire::pb::export_report_service_client::ExportReportServiceClient;
@@ -32,18 +38,61 @@ const ROUND_LIMIT: Duration = Duration::from_secs(60);
 const WRITERS: usize = 8;
 const BATCH: usize = 4;
 
-/// Starts the binary on `dir` with `fsync`, snapshotting every 16 KiB of
-/// log so that restarts load snapshots as well as replay segments.
-fn start(dir: &Path, fsync: &str) -> (ServerProcess, SocketAddr) {
-    let server = ServerProcess::start(&[
-        "--fsync".as_ref(),
-        fsync.as_ref(),
-        "--data-dir".as_ref(),
-        dir.as_os_str(),
-        "--snapshot-after-bytes".as_ref(),
-        "16384".as_ref(),
-    ]);
+/// Where the server under test keeps its log.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    /// This data directory, with this fsync policy, snapshotting every
+    /// 16 KiB of log so that restarts load snapshots as well as replay
+    /// segments.
+    Local(&'a Path, &'a str),
+    /// A JetStream stream on this NATS server, snapshotting every 20
+    /// messages (and compacting the log below the snapshot before).
+    JetStream(&'a NatsServer),
+}
+
+/// Starts the binary on `backend`, and waits until it serves everything
+/// its log holds (a replica is NOT_SERVING until it has applied it).
+async fn start(backend: Backend<'_>) -> (ServerProcess, SocketAddr) {
+    let url;
+    let args: Vec<&std::ffi::OsStr> = match backend {
+        Backend::Local(dir, fsync) => vec![
+            "--fsync".as_ref(),
+            fsync.as_ref(),
+            "--data-dir".as_ref(),
+            dir.as_os_str(),
+            "--snapshot-after-bytes".as_ref(),
+            "16384".as_ref(),
+        ],
+        Backend::JetStream(nats) => {
+            url = nats.url();
+            vec![
+                "--backend".as_ref(),
+                "jetstream".as_ref(),
+                "--nats-url".as_ref(),
+                url.as_ref(),
+                "--nats-snapshot-every".as_ref(),
+                "20".as_ref(),
+            ]
+        }
+    };
+    let server = ServerProcess::start(&args);
     let addr = server.addr;
+    let mut health = HealthClient::new(connect(addr).await);
+    let mut statuses = health
+        .watch(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let status = tokio::time::timeout(ROUND_LIMIT, statuses.message())
+            .await
+            .expect("SERVING in time")
+            .unwrap()
+            .expect("a health status");
+        if status.status == ServingStatus::Serving as i32 {
+            break;
+        }
+    }
     (server, addr)
 }
 
@@ -249,16 +298,14 @@ async fn verify(addr: SocketAddr, acked: &Acked) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_loses_no_acknowledged_write_and_leaves_nothing_half_present() {
-    let dir = TempDir::new("crash");
+/// Rounds of writers killed with the server at a random moment, each
+/// round started on `rounds[i]` after checking every earlier round, and a
+/// last check on `last`.
+async fn crash_rounds(rounds: &[Backend<'_>], last: Backend<'_>) {
     let mut all_acked = Acked::default();
-    for (round, fsync) in ["always", "interval", "never", "always"]
-        .into_iter()
-        .enumerate()
-    {
+    for (round, backend) in rounds.iter().enumerate() {
         let round_work = async {
-            let (mut child, addr) = start(dir.path(), fsync);
+            let (mut child, addr) = start(*backend).await;
             if round > 0 {
                 verify(addr, &all_acked).await;
             }
@@ -292,7 +339,24 @@ async fn sigkill_loses_no_acknowledged_write_and_leaves_nothing_half_present() {
             .expect("round bounded in time");
         all_acked.extend(acked);
     }
-    let (mut child, addr) = start(dir.path(), "always");
+    let (mut child, addr) = start(last).await;
     verify(addr, &all_acked).await;
     child.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_write_and_leaves_nothing_half_present() {
+    let dir = TempDir::new("crash");
+    let rounds =
+        ["always", "interval", "never", "always"].map(|fsync| Backend::Local(dir.path(), fsync));
+    crash_rounds(&rounds, Backend::Local(dir.path(), "always")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_loses_no_acknowledged_write_and_leaves_nothing_half_present() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let rounds = [Backend::JetStream(&nats); 3];
+    crash_rounds(&rounds, Backend::JetStream(&nats)).await;
 }
