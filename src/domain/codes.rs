@@ -73,6 +73,19 @@ impl HsCode {
         // Only ASCII digits are ever stored.
         std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
     }
+
+    /// The broader codes that include this one, broadest first: for
+    /// "870899", "87" and "8708".
+    pub(crate) fn headings(&self) -> impl Iterator<Item = HsCode> + '_ {
+        [2u8, 4]
+            .into_iter()
+            .filter(|len| *len < self.len)
+            .map(|len| {
+                let mut digits = [0; 6];
+                digits[..usize::from(len)].copy_from_slice(&self.digits[..usize::from(len)]);
+                HsCode { digits, len }
+            })
+    }
 }
 
 impl From<HsCode> for String {

@@ -326,41 +326,67 @@ fn bucket(
             .or_default()
             .push(record);
     }
-    let (mut low, mut high) = (EMPTY, EMPTY);
-    let mut disagree = false;
-    let mut counted = 0u32;
-    let mut sources = BTreeSet::new();
-    for periods in lines.values() {
+    // The period rule, per line: the figures kept, each with its
+    // alternatives (one per source).
+    let mut kept: BTreeMap<Line, Vec<(DateRange, &Vec<&TradeRecord>)>> = BTreeMap::new();
+    for (line, periods) in &lines {
         let whole = periods.get(&(range.start, range.end));
         // Longer first, then earlier: the order in which parts are kept.
         let mut parts: Vec<_> = periods.iter().collect();
         parts.sort_by_key(|((start, end), _)| (*start - *end, *start));
-        let mut kept: Vec<DateRange> = Vec::new();
+        let figures = kept.entry(*line).or_default();
         for ((start, end), alternatives) in parts {
             let span = DateRange {
                 start: *start,
                 end: *end,
             };
-            let dropped = if whole.is_some() && span != range {
-                Some(format!(
-                    "a record for the whole bucket {} is counted instead of its parts",
-                    period.label
-                ))
-            } else {
-                kept.iter().find(|k| k.overlaps(&span)).map(|k| {
+            let dropped =
+                if whole.is_some() && span != range {
+                    Some(format!(
+                        "a record for the whole bucket {} is counted instead of its parts",
+                        period.label
+                    ))
+                } else {
+                    figures.iter().find(|(k, _)| k.overlaps(&span)).map(|(k, _)| {
                     format!(
                         "it overlaps {}..{}, which is counted; overlapping parts are not added",
                         k.start, k.end
                     )
                 })
-            };
+                };
             if let Some(reason) = dropped {
                 for r in alternatives {
                     unallocated.push(r, || reason.clone());
                 }
                 continue;
             }
-            kept.push(span);
+            figures.push((span, alternatives));
+        }
+    }
+    // The HS rule: a figure for a code is part of any figure for a broader
+    // code of the same pair over an overlapping period, so only the
+    // broadest is counted.
+    let (mut low, mut high) = (EMPTY, EMPTY);
+    let mut disagree = false;
+    let mut counted = 0u32;
+    let mut sources = BTreeSet::new();
+    for ((exporter, importer, code), figures) in &kept {
+        for (span, alternatives) in figures {
+            let broader = code.headings().find(|heading| {
+                kept.get(&(*exporter, *importer, *heading))
+                    .is_some_and(|theirs| theirs.iter().any(|(s, _)| s.overlaps(span)))
+            });
+            if let Some(heading) = broader {
+                let reason = format!(
+                    "HS {} is counted for {exporter}→{importer} over this period, and it includes {}; a heading is never added to its own subheadings",
+                    heading.as_str(),
+                    code.as_str()
+                );
+                for r in alternatives.iter() {
+                    unallocated.push(r, || reason.clone());
+                }
+                continue;
+            }
             let by_value = |r: &&&TradeRecord| r.value.money.total_nanos();
             let (Some(min), Some(max)) = (
                 alternatives.iter().min_by_key(by_value),

@@ -309,3 +309,30 @@ async fn a_breakdown_of_the_partners_of_iran_in_2023_adds_up_to_100_percent() {
         .unwrap_err();
     assert_names_field(&level, "hs_digits");
 }
+
+/// The case: a $30M record for 870899, a part of the seed's 8708,
+/// for the same pair and year. A summary of chapter 87 counts the heading
+/// alone (at least $66M, not $96M) and names the part it left out.
+#[tokio::test]
+async fn a_subheading_is_not_added_to_its_heading() {
+    let server = demo_server().await;
+    let mut trade = server.trade().await;
+    let mut part = record("IRN", "RUS", "870899", 2023, 30_000_000);
+    part.source = Some(source("Iran Trade Promotion Organization"));
+    let part = trade
+        .create_trade_record(create(part))
+        .await
+        .unwrap()
+        .into_inner()
+        .trade_record
+        .unwrap();
+    let mut chapter = request(pb::Calendar::Gregorian, pb::Granularity::Year, 2023, 2023);
+    chapter.filter.as_mut().unwrap().hs_prefix = "87".into();
+    let summary = trade.summarize_trade(chapter).await.unwrap().into_inner();
+    let [y2023] = summary.buckets.as_slice() else {
+        panic!("one bucket: {:?}", summary.buckets);
+    };
+    assert_eq!(units(&y2023.total), Some((66_000_000, pb::Bound::AtLeast)));
+    assert_eq!(y2023.unallocated_count, 1);
+    assert_eq!(y2023.unallocated[0].trade_record_id, part.id);
+}

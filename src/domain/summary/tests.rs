@@ -267,6 +267,57 @@ fn different_hs_codes_are_added() {
 }
 
 #[test]
+fn a_heading_is_never_added_to_its_own_subheadings() {
+    // The seed's 2023 heading, and a made-up part of it for the same pair
+    // and year: a summary over chapter 87 counts the heading alone.
+    let heading = record(
+        "8708",
+        greg(2023, CalendarPart::Year),
+        money(66_000_000, Bound::AtLeast),
+        "ITPO",
+    );
+    let part = record(
+        "870899",
+        greg(2023, CalendarPart::Year),
+        money(30_000_000, Bound::Exact),
+        "ITPO",
+    );
+    let chapter = record(
+        "87",
+        greg(2022, CalendarPart::Year),
+        money(20_000_000, Bound::Exact),
+        "ITPO",
+    );
+    let part_2022 = record(
+        "8708",
+        greg(2022, CalendarPart::Year),
+        money(13_000_000, Bound::Exact),
+        "ITPO",
+    );
+    let buckets = years(
+        2022,
+        2023,
+        &[heading.clone(), part.clone(), chapter, part_2022.clone()],
+    );
+    assert_eq!(units(buckets[1].total), Some((66_000_000, Bound::AtLeast)));
+    assert_eq!(buckets[1].record_count, 1);
+    let listed = &buckets[1].unallocated.listed;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].record, part.id);
+    assert!(listed[0].reason.contains("HS 8708"), "{}", listed[0].reason);
+    // The chapter counts over its heading too, in 2022.
+    assert_eq!(units(buckets[0].total), Some((20_000_000, Bound::Exact)));
+    assert_eq!(buckets[0].unallocated.listed[0].record, part_2022.id);
+
+    // Over different years, or for another pair, both are counted.
+    let mut other_pair = (*part).clone();
+    other_pair.importer = CountryCode::parse("ARM").unwrap();
+    let buckets = years(2023, 2023, &[heading, Arc::new(other_pair)]);
+    assert_eq!(units(buckets[0].total), Some((96_000_000, Bound::AtLeast)));
+    assert_eq!(buckets[0].unallocated.count, 0);
+}
+
+#[test]
 fn bounds_of_sums() {
     use Bound::*;
     assert_eq!(sum_bound(Exact, Exact), Exact);
