@@ -374,6 +374,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
         };
         let mut floor_cpu = None;
         let mut floor_p99 = 0.0;
+        let mut floor_idle_kib = 0.0;
         for (kind, server) in [("floor", &floor), ("tradewire", &ours)] {
             let r = measure(server, &run_opts).await?;
             let lost = r.expected.saturating_sub(r.deliveries);
@@ -392,6 +393,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
                 floor_cpu = Some(r.cpu_per_delivery);
                 floor_peak.get_or_insert(r.deliveries_per_sec);
                 floor_p99 = r.latency.value_at_quantile(0.99) as f64 / 1000.0;
+                floor_idle_kib = r.idle_bytes_per_subscriber / 1024.0;
             } else {
                 let p99 = r.latency.value_at_quantile(0.99) as f64 / 1000.0;
                 let floor_cpu = floor_cpu.unwrap_or(0.0);
@@ -424,7 +426,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
                         format!("KiB per idle subscriber, {} subscribers", opts.subscribers),
                         kib,
                         16.0,
-                        format!("{kib:.2} KiB"),
+                        format!("{kib:.2} KiB; the floor {floor_idle_kib:.2} KiB"),
                     ));
                 }
             }
