@@ -118,6 +118,17 @@ impl App {
         // The demo seeds a store that never held anything: loaded once,
         // however many request ids the store has forgotten since.
         if app.config.demo {
+            // A replica knows whether its log is empty only once it has
+            // applied the log as it was at its start.
+            let mut ready = app.store.ready();
+            if !*ready.borrow() {
+                tracing::info!("demo: waiting for the replica to apply its log first");
+            }
+            if ready.wait_for(|ready| *ready).await.is_err() {
+                return Err(ServeError::Demo(
+                    "the store closed before it caught up with its log".into(),
+                ));
+            }
             if app.store.never_written() {
                 let loaded = app.load_demo().await?;
                 tracing::info!(?loaded, "demo data loaded");

@@ -423,3 +423,36 @@ async fn the_test_clusters_sync_every_message_to_disk() {
         }
     }
 }
+
+/// `--demo` on replicas of one log loads the demo once: the first replica
+/// loads it into the empty log, the next finds the log written, and so
+/// does a replica started again, however few request ids they remember.
+#[tokio::test]
+async fn the_demo_loads_once_across_replicas_and_restarts() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let demo = || {
+        let mut config = replica_config(vec![nats.url()], 0, 1);
+        config.demo = true;
+        config.store.request_id_capacity = 3;
+        config
+    };
+    let a = TestServer::with_config(demo()).await;
+    let loaded = a.app.counts();
+    assert_eq!(
+        (
+            loaded.trade_records,
+            loaded.export_reports,
+            loaded.announcements
+        ),
+        (2, 2, 6)
+    );
+    let b = TestServer::with_config(demo()).await;
+    assert_eq!(b.app.counts(), loaded, "B applied A's demo and loaded none");
+    b.shutdown().await.unwrap();
+    let b_again = TestServer::with_config(demo()).await;
+    // A demo loaded again would show on B at once: a replica applies its
+    // own writes before it answers them.
+    assert_eq!(b_again.app.counts(), loaded, "nor on a restart");
+}
