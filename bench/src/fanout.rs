@@ -373,8 +373,7 @@ pub(crate) async fn run(opts: &Opts) -> Result<Table, BenchError> {
             ..opts.clone()
         };
         let mut floor_cpu = None;
-        let mut floor_p99 = 0.0;
-        let mut floor_idle_kib = 0.0;
+        let (mut floor_p99, mut floor_idle_kib) = (0.0, 0.0);
         for (kind, server) in [("floor", &floor), ("tradewire", &ours)] {
             let r = measure(server, &run_opts).await?;
             let lost = r.expected.saturating_sub(r.deliveries);
