@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::mpsc;
 
 use super::Shared;
-use super::group::{Group, Job, MAX_GROUP, Take};
+use super::group::{Group, Job, MAX_GROUP, Redraft, Take};
 use super::log::Log;
 use crate::error::Error;
 
@@ -69,7 +69,7 @@ fn fence_if_broken(shared: &Shared, log: &impl Log) {
 /// `deferred`, for the next group.
 fn commit_group(shared: &Shared, log: &mut impl Log, jobs: Vec<Job>, deferred: &mut VecDeque<Job>) {
     metrics::histogram!("tradewire_commit_group_size").record(jobs.len() as f64);
-    let group = Group::draft(&shared.read(), jobs, |mutation| {
+    let group = Group::draft(&shared.read(), jobs, Redraft::Never, |mutation| {
         match log.append(mutation) {
             Ok(()) => Take::Taken,
             // Nothing of it was queued; it cannot be logged in any group.
@@ -79,7 +79,13 @@ fn commit_group(shared: &Shared, log: &mut impl Log, jobs: Vec<Job>, deferred: &
         }
     });
     match log.commit() {
-        Ok(()) => group.apply_and_answer(shared, deferred),
+        Ok(()) => {
+            let wrote = !group.is_empty();
+            group.apply_and_answer(shared, deferred);
+            if wrote {
+                Shared::gauge_items(&shared.read());
+            }
+        }
         Err(error) => {
             if !group.is_empty() {
                 tracing::error!(%error, writes = group.len(), "log write failed; the writes are refused");

@@ -34,8 +34,9 @@ pub(super) enum Drafted {
     /// The checked write, to log and then apply.
     Mutate(Box<Mutation>),
     /// Depends on an earlier command of this group in a way the overlay
-    /// does not model; its job runs again in the next group.
-    Defer,
+    /// does not model; it runs again in the next group (the command is
+    /// handed back, for a writer that gave it up to the draft).
+    Defer(Box<Command>),
 }
 
 /// The state as it will be once the mutations drafted so far are applied,
@@ -62,8 +63,8 @@ pub(super) struct Draft<'s> {
     updated_records: HashSet<Ulid>,
 }
 
-fn defer() -> Result<Drafted> {
-    Ok(Drafted::Defer)
+fn defer(command: Command) -> Result<Drafted> {
+    Ok(Drafted::Defer(Box::new(command)))
 }
 
 fn mutate(mutation: Mutation) -> Result<Drafted> {
@@ -123,7 +124,7 @@ impl<'s> Draft<'s> {
         if let Some((op, request)) = command.request()
             && self.requests.contains(&(op, request.request_id.clone()))
         {
-            return defer();
+            return defer(command);
         }
         if let Some((op, request)) = command.request()
             && let Some(done) = self.state.requests.lookup(op, Some(request))?
@@ -164,7 +165,7 @@ impl<'s> Draft<'s> {
         request: Option<super::RequestKey>,
     ) -> Result<Drafted> {
         if records.iter().any(|r| self.key_target(&r.key()).is_err()) {
-            return defer();
+            return defer(Command::CreateTradeRecords { records, request });
         }
         let now = SystemTime::now();
         for record in &mut records {
@@ -192,7 +193,12 @@ impl<'s> Draft<'s> {
             || self.deleted_records.contains(&id)
             || self.updated_records.contains(&id)
         {
-            return defer();
+            return defer(Command::UpdateTradeRecord {
+                id,
+                patch,
+                etag,
+                source,
+            });
         }
         let Some(current) = self.state.records.get(&id) else {
             return Err(Error::not_found("trade record", id));
@@ -223,7 +229,7 @@ impl<'s> Draft<'s> {
             || self.referenced_records.contains(&id)
             || self.updated_records.contains(&id)
         {
-            return defer();
+            return defer(Command::DeleteTradeRecord(id));
         }
         if !self.state.records.contains_key(&id) {
             return Err(Error::not_found("trade record", id));
@@ -244,7 +250,10 @@ impl<'s> Draft<'s> {
     ) -> Result<Drafted> {
         let related = &announcement.related_trade_record_ids;
         if related.iter().any(|id| self.deleted_records.contains(id)) {
-            return defer();
+            return defer(Command::CreateAnnouncement {
+                announcement,
+                request,
+            });
         }
         for (i, id) in related.iter().enumerate() {
             if !self.record_exists(id) {
@@ -267,7 +276,7 @@ impl<'s> Draft<'s> {
 
     fn delete_announcement(&mut self, id: Ulid) -> Result<Drafted> {
         if self.deleted_announcements.contains(&id) {
-            return defer();
+            return defer(Command::DeleteAnnouncement(id));
         }
         let Some(announcement) = self.state.announcements.get(&id) else {
             return Err(Error::not_found("announcement", id));
@@ -292,7 +301,7 @@ impl<'s> Draft<'s> {
                 match self.key_target(&figure.key()) {
                     Ok(found) => *target = Some(found),
                     Err(()) => {
-                        return defer();
+                        return defer(Command::PublishExportReport { report, request });
                     }
                 }
             }
@@ -342,7 +351,7 @@ mod tests {
     use crate::store::{RequestKey, StoreConfig};
 
     fn deferred(drafted: Result<Drafted>) -> bool {
-        matches!(drafted, Ok(Drafted::Defer))
+        matches!(drafted, Ok(Drafted::Defer(_)))
     }
 
     /// A state holding one stored record, and its id.

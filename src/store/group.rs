@@ -86,6 +86,16 @@ pub(super) enum Take {
     Refused(Error),
 }
 
+/// Whether a writer may draft a group again, and so keeps its commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Redraft {
+    /// Never (the committer): each command is given up to the draft.
+    Never,
+    /// After a lost race (a replica's follower): the draft works on
+    /// copies, and the group's jobs can be taken back whole.
+    Possible,
+}
+
 /// What became of one job in its group's draft.
 enum Plan {
     /// Answered without a write: an error, or a retry's first outcome.
@@ -93,40 +103,56 @@ enum Plan {
     /// Answered with the outcome of its mutation, once the group is
     /// durable and applied (outcomes come in draft order).
     Mutation,
-    /// Waits for the next group.
-    Later,
+    /// Waits for the next group, with its command.
+    Later(Box<Command>),
 }
 
-/// A drafted group: its jobs, what became of each, and the mutations to
-/// make durable, in draft order.
+/// One job of a drafted group.
+struct Entry {
+    reply: oneshot::Sender<Result<Answer>>,
+    plan: Plan,
+    /// The job's command, kept for a redraft (`Redraft::Possible`).
+    kept: Option<Command>,
+}
+
+/// A drafted group: its jobs and what became of each, and the mutations
+/// to make durable, in draft order.
 pub(super) struct Group {
-    jobs: Vec<Job>,
-    plans: Vec<Plan>,
+    entries: Vec<Entry>,
     mutations: Vec<Mutation>,
 }
 
 impl Group {
     /// Drafts `jobs` in order against `state`, offering each mutation to
-    /// `take`. Commands are cloned into the draft, so a writer may draft
-    /// the same group again (a replica after another wrote first).
+    /// `take`.
     pub(super) fn draft(
         state: &State,
         jobs: Vec<Job>,
+        redraft: Redraft,
         mut take: impl FnMut(&Mutation) -> Take,
     ) -> Group {
-        let mut plans = Vec::with_capacity(jobs.len());
+        let mut entries = Vec::with_capacity(jobs.len());
         let mut mutations = Vec::new();
         let mut draft = Draft::new(state);
         let mut closed = false;
-        for job in &jobs {
+        for Job { command, reply } in jobs {
             if closed {
-                plans.push(Plan::Later);
+                let plan = Plan::Later(Box::new(command));
+                entries.push(Entry {
+                    reply,
+                    plan,
+                    kept: None,
+                });
                 continue;
             }
-            let plan = match draft.execute(job.command.clone()) {
+            let (input, mut kept) = match redraft {
+                Redraft::Possible => (command.clone(), Some(command)),
+                Redraft::Never => (command, None),
+            };
+            let plan = match draft.execute(input) {
                 Err(error) => Plan::Answer(Err(error)),
                 Ok(Drafted::Repeat(outcome)) => Plan::Answer(Ok(Answer::repeated(outcome))),
-                Ok(Drafted::Defer) => Plan::Later,
+                Ok(Drafted::Defer(command)) => Plan::Later(command),
                 Ok(Drafted::Mutate(mutation)) => match take(&mutation) {
                     Take::Taken => {
                         mutations.push(*mutation);
@@ -136,7 +162,13 @@ impl Group {
                     // job of this group may be drafted on top of them.
                     Take::Full => {
                         closed = true;
-                        Plan::Later
+                        match kept.take() {
+                            Some(command) => Plan::Later(Box::new(command)),
+                            // Its command went into the mutation.
+                            None => Plan::Answer(Err(Error::Internal(
+                                "a log that cannot redraft was full".into(),
+                            ))),
+                        }
                     }
                     Take::Refused(error) => {
                         closed = true;
@@ -144,13 +176,9 @@ impl Group {
                     }
                 },
             };
-            plans.push(plan);
+            entries.push(Entry { reply, plan, kept });
         }
-        Group {
-            jobs,
-            plans,
-            mutations,
-        }
+        Group { entries, mutations }
     }
 
     /// Whether the group has anything to make durable.
@@ -163,57 +191,69 @@ impl Group {
         self.mutations.len()
     }
 
-    /// Takes the group's jobs back, to draft them again.
+    /// Takes the group's jobs back, to draft them again; whole when it was
+    /// drafted with `Redraft::Possible` (a job without its command would
+    /// be dropped, and its caller told the store is closed).
     pub(super) fn into_jobs(self) -> Vec<Job> {
-        self.jobs
+        self.entries
+            .into_iter()
+            .filter_map(|Entry { reply, plan, kept }| {
+                let command = match plan {
+                    Plan::Later(command) => Some(*command),
+                    Plan::Answer(_) | Plan::Mutation => kept,
+                }?;
+                Some(Job { command, reply })
+            })
+            .collect()
     }
 
     /// Applies the durable group in draft order, each mutation under a
     /// short write lock (readers wait for one apply, not a group), and
     /// answers every job; those that wait go to `later`.
     pub(super) fn apply_and_answer(self, shared: &Shared, later: &mut VecDeque<Job>) {
-        let Group {
-            jobs,
-            plans,
-            mutations,
-        } = self;
+        let Group { entries, mutations } = self;
         let outcomes: Vec<Outcome> = mutations.into_iter().map(|m| shared.apply(m)).collect();
-        Shared::gauge_items(&shared.read());
-        answer(jobs, plans, outcomes, later);
+        answer(entries, outcomes, later);
     }
 
     /// Answers the group whose log refused it: each job drafted to a
     /// mutation gets `failed`; the others their own answers.
     pub(super) fn fail(self, failed: &Error, later: &mut VecDeque<Job>) {
-        let Group { jobs, plans, .. } = self;
-        let plans = plans
+        let entries = self
+            .entries
             .into_iter()
-            .map(|plan| match plan {
-                Plan::Mutation => Plan::Answer(Err(failed.clone())),
-                other => other,
+            .map(|entry| match entry.plan {
+                Plan::Mutation => Entry {
+                    plan: Plan::Answer(Err(failed.clone())),
+                    ..entry
+                },
+                _ => entry,
             })
             .collect();
-        answer(jobs, plans, Vec::new(), later);
+        answer(entries, Vec::new(), later);
     }
 }
 
 /// Answers each job by its plan, taking the outcomes in order.
-fn answer(jobs: Vec<Job>, plans: Vec<Plan>, outcomes: Vec<Outcome>, later: &mut VecDeque<Job>) {
+fn answer(entries: Vec<Entry>, outcomes: Vec<Outcome>, later: &mut VecDeque<Job>) {
     let mut outcomes = outcomes.into_iter();
-    for (job, plan) in jobs.into_iter().zip(plans) {
+    for Entry { reply, plan, .. } in entries {
         let answer = match plan {
             Plan::Answer(answer) => answer,
             Plan::Mutation => outcomes
                 .next()
                 .map(Answer::new)
                 .ok_or_else(|| Error::Internal("a write lost its outcome".into())),
-            Plan::Later => {
-                later.push_back(job);
+            Plan::Later(command) => {
+                later.push_back(Job {
+                    command: *command,
+                    reply,
+                });
                 continue;
             }
         };
         // A caller that went away still had its write made durable.
-        let _ = job.reply.send(answer);
+        let _ = reply.send(answer);
     }
 }
 

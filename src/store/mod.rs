@@ -207,8 +207,16 @@ impl Shared {
     }
 }
 
-/// Who performs durable writes: the committer thread over the local
-/// journal, or the follower task of a `jetstream` replica.
+/// The committer's thread would not start.
+fn committer_failed(source: std::io::Error) -> OpenError {
+    OpenError::Io {
+        path: "committer thread".into(),
+        source,
+    }
+}
+
+/// Who performs the writes: the committer thread (in memory, or over the
+/// local journal), or the follower task of a `jetstream` replica.
 #[derive(Debug)]
 enum Writer {
     Local(mpsc::Sender<Job>, JoinHandle<()>),
@@ -268,18 +276,11 @@ impl Store {
             return Ok((store, None));
         }
         let Some(durable) = config.durable.clone() else {
-            let store = Store::new(config).map_err(|source| OpenError::Io {
-                path: "committer thread".into(),
-                source,
-            })?;
-            return Ok((store, None));
+            return Ok((Store::new(config).map_err(committer_failed)?, None));
         };
         let (journal, state, recovery) = journal::Journal::open(durable, &config)?;
         let store = Store::with_committer(Shared::new(state, &config), JournalLog::new(journal))
-            .map_err(|source| OpenError::Io {
-                path: "committer thread".into(),
-                source,
-            })?;
+            .map_err(committer_failed)?;
         Ok((store, Some(recovery)))
     }
 

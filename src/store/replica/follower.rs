@@ -39,7 +39,7 @@ use super::log_reader::{CATCH_UP_STALL, LogReader};
 use super::snapshots::{Manifest, Snapshots};
 use crate::error::Error;
 use crate::store::Shared;
-use crate::store::group::{Group, Job, MAX_GROUP, Take, refuse_all};
+use crate::store::group::{Group, Job, MAX_GROUP, Redraft, Take, refuse_all};
 
 /// Most drafts of one group when other replicas keep writing first.
 const MAX_ATTEMPTS: usize = 16;
@@ -310,7 +310,7 @@ impl Follower {
             .saturating_sub(HEADER_ROOM)
             .max(HEADER_ROOM);
         let mut builder = GroupBuilder::new(limit);
-        let group = Group::draft(&self.shared.read(), jobs, |mutation| {
+        let group = Group::draft(&self.shared.read(), jobs, Redraft::Possible, |mutation| {
             match builder.push(mutation) {
                 Ok(()) => Take::Taken,
                 Err(Refused::TooLarge { alone: false, .. }) => Take::Full,
