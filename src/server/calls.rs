@@ -91,7 +91,7 @@ impl Call {
     /// grpc_type, grpc_service and grpc_method.
     fn labels(&self) -> [(&'static str, String); 3] {
         let (grpc_type, service, method) = match &self.called {
-            Called::Known(m) => (m.grpc_type, &*m.service, &*m.name),
+            Called::Known(m) => return m.labels(),
             Called::Other(path) => {
                 let (service, method) = path
                     .trim_start_matches('/')

@@ -64,6 +64,18 @@ pub(crate) struct Method {
     pub(crate) encoded_once: Option<EncodedOnce>,
 }
 
+impl Method {
+    /// grpc_type, grpc_service and grpc_method, as the grpc-ecosystem
+    /// metrics label a call of this method.
+    pub(crate) fn labels(&self) -> [(&'static str, String); 3] {
+        [
+            ("grpc_type", self.grpc_type.to_owned()),
+            ("grpc_service", self.service.to_string()),
+            ("grpc_method", self.name.to_string()),
+        ]
+    }
+}
+
 /// The table entry of a call's method, which the call layer looks up once
 /// and puts in the request's extensions for admission to read. A call to a
 /// path not served carries none.

@@ -79,11 +79,7 @@ fn register_calls() {
         .into_iter()
         .flat_map(methods::Methods::iter)
     {
-        let labels = [
-            ("grpc_type", method.grpc_type.to_owned()),
-            ("grpc_service", method.service.to_string()),
-            ("grpc_method", method.name.to_string()),
-        ];
+        let labels = method.labels();
         for counter in [
             "grpc_server_started_total",
             "grpc_server_msg_received_total",
