@@ -172,7 +172,8 @@ async fn mixed_currencies_are_refused_unless_one_is_named() {
         .unwrap_err();
     assert_eq!(mixed.code(), Code::FailedPrecondition);
     assert!(
-        mixed.message().contains("RUB and USD"),
+        mixed.message().contains("RUB and USD")
+            && mixed.message().contains("name one in currency_code"),
         "{}",
         mixed.message()
     );
